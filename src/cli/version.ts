@@ -1,0 +1,7 @@
+// The version printed by `skein --version`, read from package.json at run time.
+import { readFileSync } from "node:fs";
+
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+export const VERSION = pkg.version;

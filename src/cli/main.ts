@@ -52,14 +52,12 @@ function kindsCommand(): Command {
     .description("list the resource kinds Skein accepts")
     .addOption(outputOption())
     .action((opts: { output: OutputFormat }) => {
-      const rows = kinds
-        .all()
-        .map((k) => ({
-          kind: k.kind,
-          group: k.group,
-          versions: k.versions.join(","),
-          namespaced: k.namespaced,
-        }));
+      const rows = kinds.all().map((k) => ({
+        kind: k.kind,
+        group: k.group,
+        versions: k.versions.join(","),
+        namespaced: k.namespaced,
+      }));
       for (const t of templateDecoders)
         rows.push(...t.types.map((kind) => ({ kind, group: t.name, versions: "-", namespaced: false })));
       if (opts.output === "json") process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);

@@ -227,7 +227,8 @@ function collect(iss: z.core.$ZodIssue, ctx: IssueContext, out: Diagnostic[]): v
           ? `required field "${String(path[path.length - 1] ?? "")}" is missing`
           : `expected ${iss.expected === "object" ? "a mapping" : iss.expected === "array" ? "a list" : iss.expected}, got ${describe(iss.input)}`,
         path: formatPath(path),
-        ...at(missing ? path.slice(0, -1) : path),
+        // A missing field is reported at the key of the mapping that lacks it.
+        ...at(missing ? path.slice(0, -1) : path, missing),
       });
       return;
     }

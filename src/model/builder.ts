@@ -47,7 +47,7 @@ export function diagnosticAt(
   hint?: string,
 ): Diagnostic {
   const full = [...ref.basePath, ...path];
-  const pos = ref.positions?.value(full);
+  const pos = ref.positions?.keyOf(full);
   return {
     code,
     severity,

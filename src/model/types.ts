@@ -96,11 +96,14 @@ export interface HeaderOperations {
 }
 
 export interface RouteDestination {
+  /** As written; resolve against the route table's namespace. */
   host: string;
   subset?: string;
   port?: number;
   weight: number;
   headers?: { request: HeaderOperations; response: HeaderOperations };
+  /** Where the destination is written (document path), when it differs from the route's. */
+  path?: PathSegment[];
 }
 
 export interface RetryPolicy {
@@ -108,6 +111,10 @@ export interface RetryPolicy {
   perTryTimeoutMs?: number;
   /** Envoy retry_on conditions and/or status codes as strings ("5xx", "reset", "503"). */
   retryOn: string[];
+  /** Base interval of the jittered exponential back-off between attempts. */
+  backoffBaseMs?: number;
+  /** Prefer a different endpoint on each attempt. */
+  ignorePreviousHosts?: boolean;
 }
 
 export interface FaultPolicy {
@@ -132,10 +139,12 @@ export interface HttpRoute {
   redirect?: { uri?: string; authority?: string; port?: number; scheme?: string; redirectCode: number };
   directResponse?: { status: number; body?: string };
   rewrite?: { uri?: string; authority?: string; uriRegex?: { match: string; rewrite: string } };
+  /** Absent: no route timeout (Istio's default). 0 also disables it. */
   timeoutMs?: number;
+  /** Absent: the mesh default retry policy applies (Istio: 2 attempts on connect-failure, refused-stream, unavailable, cancelled, 503). */
   retries?: RetryPolicy;
   fault?: FaultPolicy;
-  mirror?: { host: string; subset?: string; port?: number; percentage: number };
+  mirrors: { host: string; subset?: string; port?: number; percentage: number; path?: PathSegment[] }[];
   cors?: CorsPolicy;
   headers: { request: HeaderOperations; response: HeaderOperations };
   source: SourceRef;
@@ -144,7 +153,13 @@ export interface HttpRoute {
 }
 
 export interface TcpRoute {
-  matches: { port?: number; destinationSubnets: string[]; sourceLabels?: Record<string, string> }[];
+  /** Empty: matches every connection. `sniHosts` is set for TLS routes (matched on the SNI). */
+  matches: {
+    port?: number;
+    destinationSubnets: string[];
+    sourceLabels?: Record<string, string>;
+    sniHosts?: string[];
+  }[];
   destinations: RouteDestination[];
   source: SourceRef;
   path: PathSegment[];
@@ -152,6 +167,8 @@ export interface TcpRoute {
 
 /** The routing rules for a set of hosts (an Istio VirtualService, an App Mesh router or gateway). */
 export interface RouteTable {
+  /** Istio weights should add up to 100; App Mesh weights are relative. Analysis differs by origin. */
+  origin: "istio" | "appmesh";
   name: string;
   namespace: string;
   /** As written; resolve short names against `namespace` with `resolveHost`. */

@@ -3,9 +3,10 @@ import type { Resource } from "../../api/resource.js";
 import type { Diagnostic } from "../../lib/diagnostics.js";
 import { ServiceIndex } from "../hosts.js";
 import type { MeshModel } from "../types.js";
+import { networkingAnalyzer } from "./networking.js";
 import type { Analyzer } from "./types.js";
 
-export const analyzers: Analyzer[] = [];
+export const analyzers: Analyzer[] = [networkingAnalyzer];
 
 export function analyzeModel(model: MeshModel, resources: readonly Resource[]): Diagnostic[] {
   const ctx = { model, resources, services: new ServiceIndex(model.services) };

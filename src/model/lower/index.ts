@@ -1,11 +1,22 @@
 // Which lowering handles which kind (`group/Kind`), and the set lowerings run after them.
+import { NETWORKING_GROUP } from "../../api/istio/networking.js";
 import { SKEIN_GROUP } from "../../api/skein.js";
+import {
+  lowerDestinationRule,
+  lowerServiceEntry,
+  lowerSidecar,
+  lowerVirtualService,
+} from "./istio-networking.js";
 import { lowerSkeinService, lowerSkeinWorkload } from "./skein.js";
 import type { KindLowering, SetLowering } from "./types.js";
 
 export const kindLowerings = new Map<string, KindLowering>([
   [`${SKEIN_GROUP}/Service`, lowerSkeinService],
   [`${SKEIN_GROUP}/Workload`, lowerSkeinWorkload],
+  [`${NETWORKING_GROUP}/VirtualService`, lowerVirtualService],
+  [`${NETWORKING_GROUP}/DestinationRule`, lowerDestinationRule],
+  [`${NETWORKING_GROUP}/ServiceEntry`, lowerServiceEntry],
+  [`${NETWORKING_GROUP}/Sidecar`, lowerSidecar],
 ]);
 
 export const setLowerings: SetLowering[] = [];

@@ -176,7 +176,18 @@ export function decodeResource(
   }
   const rec = v as Record<string, unknown>;
   const missing: Diagnostic[] = [];
+  const absent = (["apiVersion", "kind"] as const).filter((f) => rec[f] === undefined);
+  if (absent.length === 2) {
+    missing.push({
+      code: Codes.NOT_A_RESOURCE,
+      severity: "error",
+      message: "this document has neither apiVersion nor kind, and is not an AWS CloudFormation template",
+      hint: "start a resource with apiVersion and kind (e.g. networking.istio.io/v1, VirtualService)",
+      ...at([]),
+    });
+  }
   for (const f of ["apiVersion", "kind"] as const) {
+    if (absent.length === 2) break;
     if (typeof rec[f] !== "string" || rec[f] === "") {
       missing.push({
         code: rec[f] === undefined ? Codes.REQUIRED : Codes.TYPE,

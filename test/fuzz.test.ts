@@ -65,7 +65,7 @@ const VALUES: unknown[] = [
   true,
   0,
   -1,
-  1e309,
+  Number.POSITIVE_INFINITY,
   3.5,
   "",
   "10x",
@@ -79,6 +79,7 @@ const VALUES: unknown[] = [
   "150",
   { Ref: "Nope" },
   { "Fn::GetAtt": ["A"] },
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation !Sub placeholder.
   { "Fn::Sub": ["${X}", 3] },
   { "Fn::If": [] },
 ];

@@ -30,6 +30,8 @@ export const Codes = {
   CFN_GETATT: "SKEIN_E_CFN_GETATT",
   CFN_INTRINSIC: "SKEIN_E_CFN_INTRINSIC",
   CFN_TYPE: "SKEIN_E_CFN_TYPE",
+  /** `!Ref` of an App Mesh resource (its ARN in AWS) where its name belongs: Skein uses the name. */
+  CFN_REF_ARN: "SKEIN_I_CFN_REF_ARN",
   // Cross-resource analysis (skein analyze)
   SUBSET_NOT_FOUND: "SKEIN_E_SUBSET_NOT_FOUND",
   HOST_NOT_FOUND: "SKEIN_E_HOST_NOT_FOUND",
@@ -41,6 +43,13 @@ export const Codes = {
   APPMESH_REF_NOT_FOUND: "SKEIN_E_APPMESH_REF_NOT_FOUND",
   PORT_NOT_FOUND: "SKEIN_E_PORT_NOT_FOUND",
   UNREACHABLE_ROUTE: "SKEIN_W_UNREACHABLE_ROUTE",
+  // Security, telemetry and mesh configuration
+  CONDITION_KEY: "SKEIN_E_CONDITION_KEY",
+  MESH_CONFIG_CONFLICT: "SKEIN_E_MESH_CONFIG_CONFLICT",
+  METHOD_CASE: "SKEIN_W_METHOD_CASE",
+  AUTHZ_HTTP_ONLY_DENY: "SKEIN_W_AUTHZ_HTTP_ONLY_DENY",
+  AUTHZ_ALLOW_NOTHING: "SKEIN_I_AUTHZ_ALLOW_NOTHING",
+  NAMESPACE_NOT_FOUND: "SKEIN_W_NAMESPACE_NOT_FOUND",
   // Accepted but not acted on (yet): always printed, never dropped silently
   NO_EFFECT: "SKEIN_W_NO_EFFECT",
 } as const;

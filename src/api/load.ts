@@ -271,6 +271,7 @@ export function decodeResource(
       labels: out.metadata?.labels ?? {},
       annotations: out.metadata?.annotations ?? {},
       spec: out.spec,
+      raw: v,
       source: {
         kind,
         name,

@@ -29,6 +29,8 @@ export interface Resource<Spec = unknown> {
   annotations: Record<string, string>;
   spec: Spec;
   source: SourceRef;
+  /** The document as written (before defaults and unit conversion), for `skein get -o yaml`. */
+  raw?: unknown;
 }
 
 export const DEFAULT_NAMESPACE = "default";

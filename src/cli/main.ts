@@ -5,6 +5,8 @@ import { Command, CommanderError, Option } from "commander";
 import { kinds, templateDecoders } from "../api/registry.js";
 import { checkPaths } from "../model/check.js";
 import { type OutputFormat, renderDiagnostics, useColour } from "./output.js";
+import { applyCommand, deleteCommand, getCommand, proxyStatusCommand } from "./remote.js";
+import { table } from "./table.js";
 import { VERSION } from "./version.js";
 
 const EXIT_PROBLEMS = 1;
@@ -63,23 +65,19 @@ function kindsCommand(): Command {
       if (opts.output === "json") process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else if (opts.output === "yaml") import("yaml").then((y) => process.stdout.write(y.stringify(rows)));
       else {
-        const header = ["KIND", "GROUP", "VERSIONS", "NAMESPACED"];
-        const table = [header, ...rows.map((r) => [r.kind, r.group, r.versions, String(r.namespaced)])];
-        const widths = header.map((_, i) => Math.max(...table.map((row) => (row[i] ?? "").length)));
-        for (const row of table)
-          process.stdout.write(
-            `${row
-              .map((c, i) => c.padEnd(widths[i] ?? 0))
-              .join("   ")
-              .trimEnd()}\n`,
-          );
+        process.stdout.write(
+          table(
+            ["KIND", "GROUP", "VERSIONS", "NAMESPACED"],
+            rows.map((r) => [r.kind, r.group, r.versions, String(r.namespaced)]),
+          ),
+        );
       }
     });
 }
 
 export function buildProgram(): Command {
   const program = new Command("skein")
-    .description("Skein service mesh: check mesh configuration (Istio and AWS App Mesh).")
+    .description("Skein service mesh: configuration checks, control plane and its API.")
     .version(VERSION, "--version", "print the version")
     .showHelpAfterError()
     .exitOverride();
@@ -93,6 +91,10 @@ export function buildProgram(): Command {
     ),
   );
   program.addCommand(kindsCommand());
+  program.addCommand(applyCommand());
+  program.addCommand(getCommand());
+  program.addCommand(deleteCommand());
+  program.addCommand(proxyStatusCommand());
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -42,8 +42,11 @@ export function renderDiagnostics(
   }
   const lines = diags.map((d) => formatDiagnostic(d, colour));
   const where = summary.paths.join(", ");
+  const infos = diags.length - errors - warnings;
   if (errors === 0 && warnings === 0) {
-    lines.push(`✔ No issues found when ${summary.verb} ${summary.resources} resource(s) in ${where}.`);
+    lines.push(
+      `✔ No issues found when ${summary.verb} ${summary.resources} resource(s) in ${where}${infos ? ` (${infos} info)` : ""}.`,
+    );
   } else {
     lines.push(
       `${errors} error(s), ${warnings} warning(s) when ${summary.verb} ${summary.resources} resource(s) in ${where}.`,

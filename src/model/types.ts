@@ -292,8 +292,21 @@ export interface Gateway {
 
 // ── Security ────────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * mesh: in the root namespace without a selector; namespace: elsewhere without a selector; workload: with
+ * a selector or targetRefs. A policy with a selector in the root namespace selects workloads in every
+ * namespace (AuthorizationPolicy, RequestAuthentication, Telemetry; Istio ignores such PeerAuthentications).
+ */
 export type PolicyScope = "mesh" | "namespace" | "workload";
 export type MtlsMode = "UNSET" | "DISABLE" | "PERMISSIVE" | "STRICT";
+
+/** A policy attached to a Service, ServiceEntry or Gateway (Istio `targetRef`/`targetRefs`) instead of a selector. */
+export interface PolicyTargetRef {
+  /** "" for the core group (Service). */
+  group: string;
+  kind: string;
+  name: string;
+}
 
 export interface PeerAuthenticationPolicy {
   name: string;
@@ -346,9 +359,10 @@ export interface AuthorizationPolicyModel {
   namespace: string;
   scope: PolicyScope;
   selector?: Record<string, string>;
+  targetRefs?: PolicyTargetRef[];
   action: "ALLOW" | "DENY" | "AUDIT" | "CUSTOM";
   provider?: string;
-  /** Absent: the policy has no rules field (ALLOW then matches nothing, DENY nothing). */
+  /** Empty (`rules: []` or no rules field, the same in Istio's proto): ALLOW then matches nothing. */
   rules: AuthzRule[];
   source: SourceRef;
 }
@@ -360,8 +374,12 @@ export interface JwtRule {
   jwks?: string;
   fromHeaders: { name: string; prefix?: string }[];
   fromParams: string[];
+  fromCookies: string[];
   outputPayloadToHeader?: string;
+  outputClaimToHeaders: { header: string; claim: string }[];
   forwardOriginalToken: boolean;
+  /** How long to wait for the JWKS fetch from `jwksUri`. */
+  timeoutMs?: number;
 }
 
 export interface RequestAuthenticationPolicy {
@@ -369,6 +387,7 @@ export interface RequestAuthenticationPolicy {
   namespace: string;
   scope: PolicyScope;
   selector?: Record<string, string>;
+  targetRefs?: PolicyTargetRef[];
   jwtRules: JwtRule[];
   source: SourceRef;
 }
@@ -377,18 +396,33 @@ export interface RequestAuthenticationPolicy {
 
 export type TraceContext = "W3C_TRACE_CONTEXT" | "B3" | "GRPC_BIN" | "CLOUD_TRACE_CONTEXT";
 
+/** Which side of the traffic a telemetry rule applies to (Istio `WorkloadMode`). */
+export type WorkloadMode = "CLIENT_AND_SERVER" | "CLIENT" | "SERVER";
+
+/** A span tag: a fixed value, an environment variable of the proxy, or a request header. */
+export type CustomTag =
+  | { kind: "literal"; value: string }
+  | { kind: "environment"; name: string; defaultValue?: string }
+  | { kind: "header"; name: string; defaultValue?: string };
+
 export interface TelemetryPolicy {
   name: string;
   namespace: string;
   scope: PolicyScope;
   selector?: Record<string, string>;
+  targetRefs?: PolicyTargetRef[];
   tracing: {
+    /** Absent: both client and server sides. */
+    match?: WorkloadMode;
     providers: string[];
     randomSamplingPercentage?: number;
     disableSpanReporting?: boolean;
-    customTags: Record<string, unknown>;
+    useRequestIdForTraceSampling?: boolean;
+    enableIstioTags?: boolean;
+    customTags: Record<string, CustomTag>;
   }[];
-  accessLogging: { providers: string[]; disabled?: boolean; filter?: string }[];
+  /** `filter` is a CEL expression over request attributes. */
+  accessLogging: { match?: WorkloadMode; providers: string[]; disabled?: boolean; filter?: string }[];
   source: SourceRef;
 }
 
@@ -404,9 +438,17 @@ export interface MeshConfig {
     sampling?: number;
     /** The tracer kind named in `defaultConfig.tracing` (zipkin, openCensusAgent, …) and its address. */
     tracer?: { kind: string; address?: string };
+    /**
+     * Propagation headers: openCensusAgent's `context` (Istio's default W3C_TRACE_CONTEXT), B3 for zipkin,
+     * empty for tracers with their own propagation (datadog, lightstep, stackdriver).
+     */
     context: TraceContext[];
+    maxPathTagLength?: number;
+    customTags?: Record<string, CustomTag>;
   };
   extensionProviders: { name: string; kind: string; service?: string; port?: number }[];
+  /** Provider names used when a Telemetry rule names none. */
+  defaultProviders?: { tracing: string[]; metrics: string[]; accessLogging: string[] };
   source?: SourceRef;
 }
 
@@ -419,14 +461,66 @@ export interface ServiceMonitorModel {
     matchExpressions: { key: string; operator: string; values: string[] }[];
   };
   namespaceSelector: { any: boolean; matchNames: string[] };
-  endpoints: {
-    port?: string;
-    targetPort?: number | string;
-    path?: string;
-    intervalMs?: number;
-    scheme?: string;
-  }[];
+  endpoints: ServiceMonitorEndpoint[];
+  /** Label of the Service whose value becomes the `job` label. */
+  jobLabel?: string;
+  /** Service labels copied onto the scraped series. */
+  targetLabels: string[];
+  /** Pod labels copied onto the scraped series. */
+  podTargetLabels: string[];
+  sampleLimit?: number;
+  targetLimit?: number;
   source: SourceRef;
+}
+
+/** A Kubernetes secret key reference (`{name, key}`). */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+  optional?: boolean;
+}
+
+/** Prometheus `relabel_config`; `action` lower-case as Prometheus writes it. */
+export interface RelabelConfig {
+  sourceLabels: string[];
+  separator?: string;
+  targetLabel?: string;
+  regex?: string;
+  modulus?: number;
+  replacement?: string;
+  action: string;
+}
+
+export interface ServiceMonitorEndpoint {
+  /** Name of the Service port. */
+  port?: string;
+  /** Name or number of the target Pod port (when `port` is not given). */
+  targetPort?: number | string;
+  path?: string;
+  /** Absent: Prometheus' global scrape interval. */
+  intervalMs?: number;
+  scrapeTimeoutMs?: number;
+  scheme?: "http" | "https";
+  params?: Record<string, string[]>;
+  honorLabels?: boolean;
+  honorTimestamps?: boolean;
+  relabelings: RelabelConfig[];
+  metricRelabelings: RelabelConfig[];
+  tlsConfig?: {
+    serverName?: string;
+    insecureSkipVerify?: boolean;
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    ca?: { secret?: SecretKeyRef; configMap?: SecretKeyRef };
+    cert?: { secret?: SecretKeyRef; configMap?: SecretKeyRef };
+    keySecret?: SecretKeyRef;
+    minVersion?: "TLS10" | "TLS11" | "TLS12" | "TLS13";
+    maxVersion?: "TLS10" | "TLS11" | "TLS12" | "TLS13";
+  };
+  bearerTokenSecret?: SecretKeyRef;
+  followRedirects?: boolean;
+  enableHttp2?: boolean;
 }
 
 export interface MeshModel {

@@ -43,14 +43,33 @@ export const PROTOS = [
 ];
 
 const stamp = join(out, ".stamp");
-const wanted = JSON.stringify({ protos: PROTOS, version: JSON.parse(readFileSync(join(xdsDir, "package.json"), "utf8")).version });
-if (!process.argv.includes("--force") && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted) process.exit(0);
+const wanted = JSON.stringify({
+  protos: PROTOS,
+  version: JSON.parse(readFileSync(join(xdsDir, "package.json"), "utf8")).version,
+});
+if (!process.argv.includes("--force") && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted)
+  process.exit(0);
 
 rmSync(out, { recursive: true, force: true });
-const bin = join(dirname(require.resolve("@grpc/proto-loader/package.json")), "build/bin/proto-loader-gen-types.js");
+const bin = join(
+  dirname(require.resolve("@grpc/proto-loader/package.json")),
+  "build/bin/proto-loader-gen-types.js",
+);
 execFileSync(
   process.execPath,
-  [bin, "--longs=String", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js", `--outDir=${out}`, "--includeDirs", ...deps, "--", ...PROTOS],
+  [
+    bin,
+    "--longs=String",
+    "--enums=String",
+    "--defaults",
+    "--oneofs",
+    "--grpcLib=@grpc/grpc-js",
+    `--outDir=${out}`,
+    "--includeDirs",
+    ...deps,
+    "--",
+    ...PROTOS,
+  ],
   { stdio: ["ignore", "ignore", "inherit"] },
 );
 // NodeNext resolution wants explicit extensions on relative imports; the generator writes none.

@@ -107,9 +107,10 @@ test("registry: proxies register from node id and metadata, leave after the grac
   });
   assert.equal(id.kind, "sidecar");
   assert.equal(id.namespace, "production");
-  assert.deepEqual(reg.instances().map((i) => [i.name, i.address, i.labels.version, i.serviceAccount]), [
-    ["order-v2-abc", "127.0.3.7", "v2", "order-service"],
-  ]);
+  assert.deepEqual(
+    reg.instances().map((i) => [i.name, i.address, i.labels.version, i.serviceAccount]),
+    [["order-v2-abc", "127.0.3.7", "v2", "order-service"]],
+  );
   reg.disconnect(id.id);
   assert.equal(reg.instances().length, 1, "still there during the grace period");
   // Reconnecting within the grace period keeps it.

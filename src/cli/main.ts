@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { kinds, templateDecoders } from "../api/registry.js";
 import { checkPaths } from "../model/check.js";
+import { controlPlaneCommand } from "./control-plane.js";
 import { type OutputFormat, renderDiagnostics, useColour } from "./output.js";
 import { applyCommand, deleteCommand, getCommand, proxyStatusCommand } from "./remote.js";
 import { table } from "./table.js";
@@ -91,6 +92,7 @@ export function buildProgram(): Command {
     ),
   );
   program.addCommand(kindsCommand());
+  program.addCommand(controlPlaneCommand());
   program.addCommand(applyCommand());
   program.addCommand(getCommand());
   program.addCommand(deleteCommand());

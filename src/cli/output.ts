@@ -1,31 +1,14 @@
 // How diagnostics look on a terminal (istioctl-like lines, colour only on a TTY) and as JSON/YAML.
 import { stringify } from "yaml";
 import type { Diagnostic } from "../lib/diagnostics.js";
+import { formatDiagnostic } from "../lib/format.js";
+
+export { formatDiagnostic };
 
 export type OutputFormat = "text" | "json" | "yaml";
 
-const COLOURS = {
-  error: "\x1b[31m",
-  warning: "\x1b[33m",
-  info: "\x1b[36m",
-  dim: "\x1b[2m",
-  reset: "\x1b[0m",
-};
-
 export function useColour(stream: NodeJS.WriteStream): boolean {
   return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
-}
-
-export function formatDiagnostic(d: Diagnostic, colour: boolean): string {
-  const c = (k: keyof typeof COLOURS, s: string) => (colour ? `${COLOURS[k]}${s}${COLOURS.reset}` : s);
-  const level = d.severity === "error" ? "Error" : d.severity === "warning" ? "Warning" : "Info";
-  const where = d.file ? `${d.file}${d.line ? `:${d.line}${d.column ? `:${d.column}` : ""}` : ""}` : "";
-  const parts = [c(d.severity, `${level} [${d.code}]`)];
-  if (d.resource) parts.push(`(${d.resource})`);
-  if (where) parts.push(where);
-  let line = `${parts.join(" ")}${d.path ? ` ${c("dim", d.path)}` : ""}: ${d.message}`;
-  if (d.hint) line += `\n    ${c("dim", `→ ${d.hint}`)}`;
-  return line;
 }
 
 export function renderDiagnostics(

@@ -280,6 +280,7 @@ export function proxyStatusCommand(): Command {
         const rows = (json as { proxies: StatusRow[] }).proxies ?? [];
         if (opts.output === "json") process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         else if (opts.output === "yaml") process.stdout.write(stringify(rows));
+        else if (rows.length === 0) process.stderr.write("No proxies connected.\n");
         else {
           process.stdout.write(
             table(

@@ -1,0 +1,308 @@
+// `skein control-plane`: wiring only. Config sources feed the pipeline; accepted config and the registry
+// feed a debounced push that translates per proxy and sets xDS snapshots; the ADS server serves them.
+// The logic lives in src/model, src/translate and src/xds.
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { formatDiagnostic } from "../lib/format.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { emptyModel } from "../model/builder.js";
+import type { MeshSnapshot, ProxyIdentity } from "../model/snapshot.js";
+import { translate } from "../translate/index.js";
+import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../xds/protos.js";
+import { AdsServer } from "../xds/server.js";
+import { Snapshot, SnapshotCache } from "../xds/snapshot.js";
+import { ConfigPipeline } from "./config.js";
+import { Debouncer } from "./debounce.js";
+import { createHttpApi, listen, type ProxyStatusRow } from "./http-api.js";
+import { ControlPlaneMetrics, TYPE_LABEL } from "./metrics.js";
+import { Registry } from "./registry.js";
+import { AppliedStore, DirectorySource } from "./sources.js";
+
+export interface ControlPlaneOptions {
+  /** Directory of YAML files to watch (optional: everything may come through the API). */
+  configDir?: string;
+  /** Where API-applied resources persist; none: kept in memory only. */
+  stateDir?: string;
+  host: string;
+  xdsPort: number;
+  httpPort: number;
+  metricsPort: number;
+  /** How long a disconnected proxy's workload stays registered. */
+  graceMs?: number;
+  debounceMs?: number;
+  maxDebounceMs?: number;
+  logger?: Logger;
+}
+
+interface ProxyState {
+  identity: ProxyIdentity;
+  connectedAt: Date;
+  streams: Set<number>;
+  /** When the snapshot now in the cache was set, and the versions it carries, until all are ACKed. */
+  pending?: { at: number; versions: Record<string, string> };
+}
+
+const TYPES = [LISTENER, ROUTE, CLUSTER, ENDPOINT];
+
+export class ControlPlane {
+  readonly pipeline: ConfigPipeline;
+  readonly registry: Registry;
+  readonly cache = new SnapshotCache();
+  readonly ads: AdsServer;
+  readonly metrics = new ControlPlaneMetrics();
+  readonly ports = { xds: 0, http: 0, metrics: 0 };
+  private readonly proxies = new Map<string, ProxyState>();
+  private readonly directory?: DirectorySource;
+  private readonly debouncer: Debouncer;
+  private readonly log: Logger;
+  private http?: Server;
+  private metricsServer?: Server;
+  /** Identifies the pushed state; changes when config or registry do. */
+  meshVersion = "";
+
+  constructor(readonly options: ControlPlaneOptions) {
+    this.log = options.logger ?? createLogger("control-plane");
+    this.directory = options.configDir ? new DirectorySource(options.configDir) : undefined;
+    this.pipeline = new ConfigPipeline(this.directory, new AppliedStore(options.stateDir));
+    this.registry = new Registry(options.graceMs ?? 5000);
+    this.ads = new AdsServer({ cache: this.cache, address: `${options.host}:${options.xdsPort}` });
+    this.debouncer = new Debouncer(
+      (reasons) => this.push(reasons),
+      options.debounceMs ?? 100,
+      options.maxDebounceMs ?? 1000,
+    );
+    this.wire();
+  }
+
+  private wire(): void {
+    this.pipeline.on("accepted", (c) => {
+      this.metrics.configAccepted.inc();
+      this.log.info("config accepted", {
+        version: c.version,
+        resources: c.resources.length,
+        warnings: c.diagnostics.length,
+      });
+      for (const d of c.diagnostics) {
+        if (d.severity === "warning") this.log.warn(formatDiagnostic(d, false));
+        else this.log.info(formatDiagnostic(d, false));
+      }
+      this.registry.setStatic(c.model);
+    });
+    this.pipeline.on("rejected", (r) => {
+      this.metrics.configRejected.inc();
+      this.log.error("config rejected; the last good configuration stays in force", {
+        trigger: r.trigger,
+        errors: r.diagnostics.filter((d) => d.severity === "error").length,
+        version: this.pipeline.current?.version,
+      });
+      for (const d of r.diagnostics) if (d.severity === "error") this.log.error(formatDiagnostic(d, false));
+    });
+    this.registry.on("changed", () => {
+      const counts = { proxy: 0, static: 0 };
+      for (const i of this.registry.instances()) counts[i.origin]++;
+      this.metrics.registryInstances.set({ origin: "proxy" }, counts.proxy);
+      this.metrics.registryInstances.set({ origin: "static" }, counts.static);
+      this.debouncer.trigger("registry");
+    });
+
+    this.ads.on("streamOpened", (nodeId, node, streamId) => {
+      const identity = this.registry.connect(node);
+      const state = this.proxies.get(nodeId) ?? {
+        identity,
+        connectedAt: new Date(),
+        streams: new Set<number>(),
+      };
+      state.identity = identity;
+      state.streams.add(streamId);
+      this.proxies.set(nodeId, state);
+      this.metrics.connected.set(this.proxies.size);
+      this.log.info("proxy connected", { node: nodeId, kind: identity.kind, namespace: identity.namespace });
+      // A new proxy needs its own snapshot now, not after the debounce.
+      this.pushTo(state, Date.now());
+    });
+    this.ads.on("streamClosed", (nodeId, streamId) => {
+      const state = this.proxies.get(nodeId);
+      if (!state) return;
+      state.streams.delete(streamId);
+      if (state.streams.size > 0) return;
+      this.proxies.delete(nodeId);
+      this.cache.clearSnapshot(nodeId);
+      this.registry.disconnect(nodeId);
+      this.metrics.connected.set(this.proxies.size);
+      this.log.info("proxy disconnected", { node: nodeId });
+    });
+    this.ads.on("pushed", (_node, typeUrl) =>
+      this.metrics.pushes.inc({ type: TYPE_LABEL[typeUrl] ?? typeUrl }),
+    );
+    this.ads.on("nack", (nodeId, typeUrl, version, message) => {
+      this.metrics.rejects.inc({ type: TYPE_LABEL[typeUrl] ?? typeUrl });
+      this.log.warn("proxy rejected config (NACK); it keeps its last good config", {
+        node: nodeId,
+        type: TYPE_LABEL[typeUrl],
+        version,
+        message,
+      });
+    });
+    this.ads.on("ack", (nodeId, typeUrl, version) => {
+      const state = this.proxies.get(nodeId);
+      const pending = state?.pending;
+      if (!state || !pending || pending.versions[typeUrl] !== version) return;
+      delete pending.versions[typeUrl];
+      if (Object.keys(pending.versions).length === 0) {
+        this.metrics.convergence.observe((Date.now() - pending.at) / 1000);
+        state.pending = undefined;
+      }
+    });
+  }
+
+  /** The snapshot translation reads: accepted model (or an empty one) and the registry's workloads. */
+  meshSnapshot(): MeshSnapshot {
+    const workloads = this.registry.instances();
+    const configVersion = this.pipeline.current?.version ?? "none";
+    const h = createHash("sha256").update(configVersion);
+    for (const w of workloads) h.update(JSON.stringify(w));
+    return {
+      version: h.digest("hex").slice(0, 12),
+      model: this.pipeline.current?.model ?? emptyModel(),
+      workloads,
+    };
+  }
+
+  private current?: MeshSnapshot;
+
+  private pushTo(state: ProxyState, at: number): void {
+    this.current ??= this.meshSnapshot();
+    const id = state.identity.id;
+    try {
+      const r = translate(this.current, state.identity);
+      const byName = <T extends { name?: string; clusterName?: string }>(list: T[]) =>
+        new Map(list.map((x) => [(x.name ?? x.clusterName) as string, x]));
+      const snapshot = new Snapshot({
+        [LISTENER]: byName(r.listeners),
+        [ROUTE]: byName(r.routes),
+        [CLUSTER]: byName(r.clusters),
+        [ENDPOINT]: byName(r.endpoints),
+      });
+      const before = this.cache.getSnapshot(id)?.versions();
+      this.cache.setSnapshot(id, snapshot);
+      const versions = Object.fromEntries(
+        TYPES.filter((t) => before?.[t] !== snapshot.version(t)).map((t) => [t, snapshot.version(t)]),
+      );
+      if (Object.keys(versions).length > 0)
+        state.pending = { at, versions: { ...state.pending?.versions, ...versions } };
+    } catch (err) {
+      // An inconsistent or unencodable snapshot is a bug in translation: keep the proxy on its last good one.
+      this.log.error("cannot build this proxy's config; it keeps its last good one", {
+        node: id,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  /** Translates for every connected proxy; the ADS server sends each only the types that changed. */
+  push(reasons: string[] = ["manual"]): void {
+    const started = Date.now();
+    this.current = this.meshSnapshot();
+    this.meshVersion = this.current.version;
+    for (const state of this.proxies.values()) {
+      // The registry may know the proxy's workload better now (labels from config, a reconnect).
+      this.pushTo(state, started);
+    }
+    this.metrics.pushDuration.observe((Date.now() - started) / 1000);
+    this.log.debug("pushed", {
+      reasons: reasons.join(","),
+      proxies: this.proxies.size,
+      version: this.meshVersion,
+    });
+  }
+
+  proxyStatus(): ProxyStatusRow[] {
+    const rows: ProxyStatusRow[] = [];
+    for (const s of this.ads.status()) {
+      const state = this.proxies.get(s.nodeId);
+      const types: ProxyStatusRow["types"] = {};
+      for (const [url, t] of Object.entries(s.types)) {
+        types[TYPE_LABEL[url] ?? url] = {
+          sent: t.sentVersion,
+          acked: t.ackedVersion,
+          nack: t.lastNack && {
+            version: t.lastNack.version,
+            message: t.lastNack.message,
+            at: t.lastNack.at.toISOString(),
+          },
+        };
+      }
+      rows.push({
+        id: s.nodeId,
+        kind: state?.identity.kind ?? "sidecar",
+        namespace: state?.identity.namespace ?? "",
+        workload: state?.identity.workload?.name,
+        connectedAt: s.openedAt.toISOString(),
+        types,
+      });
+    }
+    return rows.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  configDump(proxyId: string): unknown | undefined {
+    const snap = this.cache.getSnapshot(proxyId);
+    if (!snap) return undefined;
+    const out: Record<string, unknown> = { node: proxyId, versions: snap.versions() };
+    for (const t of TYPES) out[TYPE_LABEL[t] ?? t] = [...snap.resources(t).values()].map((r) => r.resource);
+    return out;
+  }
+
+  async start(): Promise<void> {
+    await this.pipeline.applied.load();
+    const first = await this.pipeline.reload("start");
+    if (!first.accepted)
+      this.log.warn(
+        "starting without configuration: fix the errors above; changes are picked up as they are saved",
+      );
+    this.directory?.watch(() => void this.pipeline.reload());
+    // After the first config: pushes follow accepted config from now on.
+    this.pipeline.on("accepted", () => this.debouncer.trigger("config"));
+    this.ports.xds = await this.ads.listen();
+    this.http = createHttpApi({
+      pipeline: this.pipeline,
+      registry: this.registry,
+      proxies: () => this.proxyStatus(),
+      configDump: (id) => this.configDump(id),
+    });
+    this.ports.http = await listen(this.http, this.options.httpPort, this.options.host);
+    this.metricsServer = createServer((req, res) => {
+      if (req.url?.split("?")[0] !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      this.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": this.metrics.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    });
+    this.ports.metrics = await listen(this.metricsServer, this.options.metricsPort, this.options.host);
+    this.log.info("control plane ready", {
+      xds: `${this.options.host}:${this.ports.xds}`,
+      api: `http://${this.options.host}:${this.ports.http}`,
+      metrics: `http://${this.options.host}:${this.ports.metrics}/metrics`,
+      config: this.options.configDir,
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.debouncer.cancel();
+    this.directory?.close();
+    this.registry.close();
+    await this.ads.close();
+    await Promise.all(
+      [this.http, this.metricsServer].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (!s) return resolve();
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,230 @@
+// Listeners. Sidecars (one process, explicit HTTP proxying in local mode) get:
+// - `virtualOutbound` on <own address>:15001 (0.0.0.0 outside local mode): one HTTP connection
+//   manager for every outbound port, routing by Host through RDS `http_proxy`. One listener, not one
+//   per port, because applications reach it as HTTP_PROXY: the port is in the Host header, never in
+//   the socket, and a per-port listener on <own address>:8080 would collide with the inbound one.
+// - `0.0.0.0_<port>` per outbound TCP port (bind_to_port false): Istio's virtual listeners, reached
+//   only through 15001's use_original_dst once traffic is redirected (network-namespace mode). TCP
+//   has no Host header to proxy by, so local-mode clients dial TCP services' endpoints directly.
+// - `<address>_<port>` per port the workload serves, bound on its address, forwarding to the
+//   application through `inbound|<port>||` (HTTP through a connection manager, TCP through tcp_proxy).
+// Proxyless gRPC clients get api_listeners named by the targets they dial (`xds:///<name>:<port>`).
+
+import { selectorMatches } from "../model/hosts.js";
+import type { ProxyIdentity } from "../model/snapshot.js";
+import type { Service, TcpRoute } from "../model/types.js";
+import type { Listener } from "../xds/generated/envoy/config/listener/v3/Listener.js";
+import type { HttpConnectionManager } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
+import type { HttpFilter } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
+import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
+import { inboundPorts } from "./clusters.js";
+import {
+  HTTP_PROXY_ROUTE,
+  inboundClusterName,
+  isHttp,
+  listenerName,
+  OUTBOUND_LISTENER,
+  OUTBOUND_PORT,
+  outboundClusterName,
+  portRouteName,
+  serviceNames,
+} from "./names.js";
+import { resolveDestination } from "./routes.js";
+import type { ProxyView } from "./scope.js";
+import { FILTER, typed } from "./typed.js";
+import { adsConfigSource, bool, byName, duration, socketAddress } from "./values.js";
+
+export function buildListeners(view: ProxyView): Listener[] {
+  if (view.proxy.kind === "proxyless") return proxylessListeners(view).sort(byName);
+  const tcp = tcpOutboundListeners(view);
+  return [outboundListener(view, tcp.length > 0), ...tcp, ...inboundListeners(view)].sort(byName);
+}
+
+/** Local mode: the proxy's workload has a loopback address of its own, which the sidecar binds. */
+export function outboundAddress(proxy: ProxyIdentity): string {
+  const a = proxy.workload?.address;
+  return a?.startsWith("127.") ? a : "0.0.0.0";
+}
+
+/** Router last (Envoy and gRPC both require it). CORS before fault, as Istio orders them, so preflights are never faulted. */
+function httpFilters(kind: ProxyIdentity["kind"]): HttpFilter[] {
+  const fault: HttpFilter = {
+    name: FILTER.fault,
+    typedConfig: typed("envoy.extensions.filters.http.fault.v3.HTTPFault", {}),
+  };
+  const router: HttpFilter = {
+    name: FILTER.router,
+    typedConfig: typed("envoy.extensions.filters.http.router.v3.Router", {}),
+  };
+  // gRPC has no CORS filter and NACKs filters it does not know.
+  if (kind === "proxyless") return [fault, router];
+  const cors: HttpFilter = {
+    name: FILTER.cors,
+    typedConfig: typed("envoy.extensions.filters.http.cors.v3.Cors", {}),
+  };
+  return [cors, fault, router];
+}
+
+function hcmFilter(config: HttpConnectionManager) {
+  return {
+    name: FILTER.httpConnectionManager,
+    typedConfig: typed(
+      "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      config,
+    ),
+  };
+}
+
+function tcpProxyFilter(config: TcpProxy) {
+  return {
+    name: FILTER.tcpProxy,
+    typedConfig: typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", config),
+  };
+}
+
+function outboundListener(view: ProxyView, handsOff: boolean): Listener {
+  const address = outboundAddress(view.proxy);
+  return {
+    name: OUTBOUND_LISTENER,
+    address: socketAddress(address, OUTBOUND_PORT),
+    trafficDirection: "OUTBOUND",
+    // Hands redirected connections to the 0.0.0.0_<port> listener of their original port.
+    ...(handsOff && { useOriginalDst: bool(true) }),
+    filterChains: [
+      {
+        name: "virtualOutbound-http",
+        filters: [
+          hcmFilter({
+            statPrefix: `outbound_${address}_${OUTBOUND_PORT}`,
+            codecType: "AUTO",
+            rds: { routeConfigName: HTTP_PROXY_ROUTE, configSource: adsConfigSource() },
+            // HTTP_PROXY clients send absolute-form requests (`GET http://order-service:8080/x`); as Istio's http_proxy listener.
+            httpProtocolOptions: { allowAbsoluteUrl: bool(true) },
+            httpFilters: httpFilters("sidecar"),
+          }),
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * One virtual listener per outbound TCP port. Without service addresses (Skein allocates none yet) a
+ * connection to the port cannot say which service it wants, so a port that several visible services
+ * share gets no listener.
+ */
+function tcpOutboundListeners(view: ProxyView): Listener[] {
+  const byPort = new Map<number, Service[]>();
+  for (const v of view.services)
+    for (const p of v.ports)
+      if (!isHttp(p.protocol)) byPort.set(p.number, [...(byPort.get(p.number) ?? []), v.service]);
+  const out: Listener[] = [];
+  for (const [port, services] of [...byPort].sort((a, b) => a[0] - b[0])) {
+    const service = services[0];
+    if (!service || services.length > 1) continue;
+    out.push({
+      name: listenerName("0.0.0.0", port),
+      address: socketAddress("0.0.0.0", port),
+      bindToPort: bool(false),
+      trafficDirection: "OUTBOUND",
+      filterChains: [{ filters: [tcpProxyFilter(tcpRoute(view, service, port))] }],
+    });
+  }
+  return out;
+}
+
+/** The first TCP route of the service's route tables that applies on this port and to this proxy, else the default cluster. */
+function tcpRoute(view: ProxyView, service: Service, port: number): TcpProxy {
+  const statPrefix = outboundClusterName(port, undefined, service.hostname);
+  const labels = view.proxy.workload?.labels;
+  const applies = (m: TcpRoute["matches"][number]) =>
+    (m.port === undefined || m.port === port) &&
+    // SNI matches need a TLS inspector and per-SNI filter chains: not translated yet.
+    !m.sniHosts?.length &&
+    (!m.sourceLabels || (labels !== undefined && selectorMatches(m.sourceLabels, labels)));
+  for (const table of view.routeTables(service)) {
+    for (const r of table.tcp) {
+      if (r.destinations.length === 0 || !(r.matches.length === 0 || r.matches.some(applies))) continue;
+      const weighted = r.destinations.filter((d) => d.weight > 0);
+      const clusters = (weighted.length > 0 ? weighted : r.destinations.slice(0, 1)).map((d) => ({
+        name: resolveDestination(view, table, d, port).cluster,
+        weight: d.weight,
+      }));
+      const [only] = clusters;
+      if (only && clusters.length === 1) return { statPrefix, cluster: only.name };
+      return { statPrefix, weightedClusters: { clusters } };
+    }
+  }
+  return { statPrefix, cluster: statPrefix };
+}
+
+function inboundListeners(view: ProxyView): Listener[] {
+  const workload = view.proxy.workload;
+  if (!workload) return [];
+  return inboundPorts(view, workload).map(({ servicePort, port }) => {
+    const cluster = inboundClusterName(port);
+    const statPrefix = `inbound_${workload.address}_${port}`;
+    const filter = isHttp(servicePort.protocol)
+      ? hcmFilter({
+          statPrefix,
+          codecType: "AUTO",
+          // Inline: one fixed route, nothing for RDS to update.
+          routeConfig: {
+            name: cluster,
+            virtualHosts: [
+              {
+                name: `inbound|http|${port}`,
+                domains: ["*"],
+                routes: [
+                  { name: "default", match: { prefix: "/" }, route: { cluster, timeout: duration(0) } },
+                ],
+              },
+            ],
+            validateClusters: bool(false),
+          },
+          httpFilters: [
+            { name: FILTER.router, typedConfig: typed("envoy.extensions.filters.http.router.v3.Router", {}) },
+          ],
+        })
+      : tcpProxyFilter({ statPrefix: cluster, cluster });
+    return {
+      name: listenerName(workload.address, port),
+      address: socketAddress(workload.address, port),
+      trafficDirection: "INBOUND",
+      filterChains: [{ filters: [filter] }],
+    };
+  });
+}
+
+/**
+ * One api_listener per name a gRPC client may dial, as Istio serves proxyless gRPC: `<fqdn>:<port>`,
+ * `<name>.<namespace>.svc:<port>`, `<name>.<namespace>:<port>`, `<name>:<port>` in the client's own
+ * namespace, and aliases. Each points at the port's RouteConfiguration over RDS (shared by all the
+ * port's listeners; gRPC matches the virtual host by the dialled name).
+ */
+function proxylessListeners(view: ProxyView): Listener[] {
+  const out = new Map<string, Listener>();
+  for (const v of view.services) {
+    for (const p of v.ports) {
+      if (!isHttp(p.protocol)) continue;
+      for (const n of serviceNames(v.service, view.proxy.namespace)) {
+        const name = `${n}:${p.number}`;
+        if (out.has(name)) continue;
+        out.set(name, {
+          name,
+          apiListener: {
+            apiListener: typed(
+              "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+              {
+                statPrefix: name,
+                rds: { routeConfigName: portRouteName(p.number), configSource: adsConfigSource() },
+                httpFilters: httpFilters("proxyless"),
+              },
+            ),
+          },
+        });
+      }
+    }
+  }
+  return [...out.values()];
+}

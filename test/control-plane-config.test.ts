@@ -145,3 +145,17 @@ test("debouncer: quiet period, bounded delay", async () => {
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual(runs, [["a", "b"]]);
 });
+
+test("address allocator: skips used and reserved addresses, .0 and .255, and expires reservations", async () => {
+  const { AddressAllocator } = await import("../src/control-plane/addresses.js");
+  const used = new Set(["127.0.1.1"]);
+  const a = new AddressAllocator(() => used, 1000, 0x7f0001fe, 0x7f000202);
+  assert.equal(a.allocate(0), "127.0.1.254"); // .1 is not in this small pool; .254 is its first usable
+  assert.equal(a.allocate(0), "127.0.2.1"); // skipped 127.0.1.255 and 127.0.2.0
+  assert.equal(a.allocate(0), "127.0.2.2");
+  assert.equal(a.allocate(0), undefined, "pool exhausted");
+  assert.equal(a.allocate(2000), "127.0.1.254", "reservations expire");
+  a.release("127.0.2.1");
+  used.add("127.0.2.2");
+  assert.equal(a.allocate(2000), "127.0.2.1");
+});

@@ -11,6 +11,7 @@ import { translate } from "../translate/index.js";
 import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../xds/protos.js";
 import { AdsServer } from "../xds/server.js";
 import { Snapshot, SnapshotCache } from "../xds/snapshot.js";
+import { AddressAllocator } from "./addresses.js";
 import { ConfigPipeline } from "./config.js";
 import { Debouncer } from "./debounce.js";
 import { createHttpApi, listen, type ProxyStatusRow } from "./http-api.js";
@@ -57,6 +58,7 @@ export class ControlPlane {
   private readonly log: Logger;
   private http?: Server;
   private metricsServer?: Server;
+  readonly addresses = new AddressAllocator(() => this.registry.instances().map((w) => w.address));
   /** Identifies the pushed state; changes when config or registry do. */
   meshVersion = "";
 
@@ -266,6 +268,8 @@ export class ControlPlane {
     this.http = createHttpApi({
       pipeline: this.pipeline,
       registry: this.registry,
+      allocateAddress: () => this.addresses.allocate(),
+      xdsAddress: () => `${this.options.host}:${this.ports.xds}`,
       proxies: () => this.proxyStatus(),
       configDump: (id) => this.configDump(id),
     });

@@ -25,6 +25,10 @@ export interface ProxyStatusRow {
 export interface ControlPlaneView {
   pipeline: ConfigPipeline;
   registry: Registry;
+  /** Where proxies reach xDS (`host:port`), for `skein run`. */
+  xdsAddress(): string;
+  /** A free workload address for `skein run` (local mode). */
+  allocateAddress(): string | undefined;
   proxies(): ProxyStatusRow[];
   configDump(proxyId: string): unknown | undefined;
 }
@@ -76,6 +80,7 @@ export function createHttpApi(view: ControlPlaneView): Server {
       const c = pipeline.current;
       return send(res, 200, {
         version: c?.version,
+        xds: view.xdsAddress(),
         acceptedAt: c?.acceptedAt,
         resources: c?.resources.length ?? 0,
         warnings: c?.diagnostics ?? [],
@@ -128,6 +133,16 @@ export function createHttpApi(view: ControlPlaneView): Server {
         );
       }
       return send(res, outcome.accepted ? 200 : 422, { ...outcome, errors: errorsOf(outcome.diagnostics) });
+    }
+    if (route === "POST /api/v1/addresses") {
+      const address = view.allocateAddress();
+      if (!address)
+        throw new HttpError(
+          503,
+          "SKEIN_E_API_NO_ADDRESS",
+          "no free workload address left in 127.0.1.1–127.0.255.254",
+        );
+      return send(res, 201, { address });
     }
     if (route === "GET /debug/proxy_status") return send(res, 200, { proxies: view.proxies() });
     if (route === "GET /debug/registry") return send(res, 200, { workloads: registry.instances() });

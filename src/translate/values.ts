@@ -77,19 +77,22 @@ export function stringMatcher(m: StringMatch, ignoreCase = false): StringMatcher
   return ignoreCase && m.kind !== "regex" ? { ...base, ignoreCase: true } : base;
 }
 
+/** Envoy reads `%…%` in header values as a formatter command; a mesh value is literal, so escape `%`. */
+const literal = (value: string) => value.replaceAll("%", "%%");
+
 /** `set` replaces a header, `add` appends a value: Envoy's append_action says which, explicitly. */
 export function headersToAdd(ops: HeaderOperations | undefined): HeaderValueOption[] {
   if (!ops) return [];
   return [
     ...Object.entries(ops.set).map(
       ([key, value]): HeaderValueOption => ({
-        header: { key, value },
+        header: { key, value: literal(value) },
         appendAction: "OVERWRITE_IF_EXISTS_OR_ADD",
       }),
     ),
     ...Object.entries(ops.add).map(
       ([key, value]): HeaderValueOption => ({
-        header: { key, value },
+        header: { key, value: literal(value) },
         appendAction: "APPEND_IF_EXISTS_OR_ADD",
       }),
     ),

@@ -4,7 +4,10 @@
 
 // ── Matching ──────────────────────────────────────────────────────────────────────────────────────────
 
-/** A compiled string matcher (Envoy StringMatcher). */
+/**
+ * A compiled string matcher (Envoy StringMatcher). With ignoreCase, `value` is already lower-cased: compare it
+ * with the lower-cased input. A regex is anchored: it must match the whole input (Envoy's RE2 FullMatch).
+ */
 export type StringMatcher =
   | { kind: "exact"; value: string; ignoreCase: boolean }
   | { kind: "prefix"; value: string; ignoreCase: boolean }
@@ -28,6 +31,7 @@ export interface QueryParameterMatcher {
   match?: StringMatcher;
 }
 
+/** As StringMatcher: when not caseSensitive, `value` is already lower-cased; a regex matches the whole path. */
 export type PathMatcher =
   | { kind: "prefix"; value: string; caseSensitive: boolean }
   | { kind: "path"; value: string; caseSensitive: boolean }
@@ -93,12 +97,15 @@ export interface RouteAction {
   timeoutMs: number;
   retry?: RetryPolicy;
   prefixRewrite?: string;
+  /** `path.replace(regex, substitution)`: the regex has the g flag, the substitution is in JavaScript's form ($1, $$). */
   regexRewrite?: { regex: RegExp; substitution: string };
   hostRewrite?: string;
   hashPolicies: HashPolicy[];
   mirrors: MirrorPolicy[];
   /** Envoy's max_stream_duration.grpc_timeout_header_max: honour grpc-timeout up to this (0: no cap). */
   grpcTimeoutHeaderMaxMs?: number;
+  /** max_stream_duration.max_stream_duration: the whole exchange, response body included, ends after this (0: none). */
+  maxStreamDurationMs?: number;
 }
 
 export interface RedirectAction {
@@ -125,7 +132,10 @@ export interface Route {
   action: RouteAction | RedirectAction | DirectResponseAction;
   requestHeaders: HeaderMutation;
   responseHeaders: HeaderMutation;
-  /** typed_per_filter_config, decoded and compiled per filter name (e.g. the fault filter's config). */
+  /**
+   * typed_per_filter_config, decoded and compiled per filter name (the name the HTTP filter has in the connection
+   * manager): a FaultConfig or CorsConfig, tagged by `kind`.
+   */
   filterConfig: Map<string, unknown>;
 }
 
@@ -135,6 +145,7 @@ export interface VirtualHost {
   routes: Route[];
   requestHeaders: HeaderMutation;
   responseHeaders: HeaderMutation;
+  /** The virtual host's typed_per_filter_config over the RouteConfiguration's (routes override both). */
   filterConfig: Map<string, unknown>;
 }
 
@@ -144,7 +155,7 @@ export interface RouteTable {
   virtualHosts: VirtualHost[];
   /** Exact domain (lower-case, with and without port as written) → virtual host. */
   exact: Map<string, VirtualHost>;
-  /** `*.suffix` and `prefix*` domains, longest first, then the `*` catch-all. */
+  /** `*.suffix` and `prefix*` domains (stored without the `*`, lower-case), longest first, then the `*` catch-all. */
   suffixes: { suffix: string; host: VirtualHost }[];
   prefixes: { prefix: string; host: VirtualHost }[];
   catchAll?: VirtualHost;
@@ -156,10 +167,67 @@ export interface RouteTable {
 
 /** An HTTP filter in the chain, with its listener-level config (compiled). Router is always last. */
 export interface HttpFilter {
-  /** Envoy filter name, e.g. envoy.filters.http.fault, envoy.filters.http.router. */
+  /**
+   * The name the connection manager gives the filter (usually the Envoy name, e.g. envoy.filters.http.fault):
+   * the key of per-route filterConfig. What the filter is comes from `config.kind`.
+   */
   name: string;
+  /** A RouterConfig, FaultConfig or CorsFilterConfig (HttpFilterConfig), tagged by `kind`. */
   config: unknown;
 }
+
+// ── HTTP filter configs (listener level and per route) ──────────────────────────────────────────────
+
+export interface RouterConfig {
+  kind: "router";
+  /** Do not add x-envoy-* response headers (x-envoy-upstream-service-time, ...). */
+  suppressEnvoyHeaders: boolean;
+}
+
+/**
+ * Envoy's HTTPFault. A per-route FaultConfig replaces the filter's own for that route. Percentages are of
+ * requests (0–100); an unset percentage is 0, as in Envoy.
+ */
+export interface FaultConfig {
+  kind: "fault";
+  /** fixedDelayMs, or the delay from the x-envoy-fault-delay-request header (header_delay). */
+  delay?: { fixedDelayMs?: number; fromHeader: boolean; percentage: number };
+  /** httpStatus or grpcStatus, or the status from x-envoy-fault-abort(-grpc)-request (header_abort). */
+  abort?: { httpStatus?: number; grpcStatus?: number; fromHeader: boolean; percentage: number };
+  /** Faults only for requests matching all of these. */
+  headers: HeaderMatcher[];
+  /** Faults only when x-envoy-downstream-service-cluster is one of these (empty: any). */
+  downstreamNodes: string[];
+  /** Faults only for requests routed to this cluster. */
+  upstreamCluster?: string;
+  /** At most this many faulted requests at once; absent: unlimited. */
+  maxActiveFaults?: number;
+}
+
+/** Envoy's CorsPolicy (per route or virtual host); the cors filter itself has no settings. */
+export interface CorsConfig {
+  kind: "cors";
+  allowOrigins: StringMatcher[];
+  /** Header values as configured (comma-separated lists), absent when not set. */
+  allowMethods?: string;
+  allowHeaders?: string;
+  exposeHeaders?: string;
+  /** Seconds, as the Access-Control-Max-Age value. */
+  maxAge?: string;
+  allowCredentials: boolean;
+  allowPrivateNetworkAccess: boolean;
+  /** Pass preflights whose origin does not match on to the upstream (Envoy default true). */
+  forwardNotMatchingPreflights: boolean;
+  /** filter_enabled as a probability in [0, 1] (default 1). */
+  enabled: number;
+}
+
+/** The filter-level config of the cors filter (its policies live on routes and virtual hosts). */
+export interface CorsFilterConfig {
+  kind: "cors-filter";
+}
+
+export type HttpFilterConfig = RouterConfig | FaultConfig | CorsFilterConfig;
 
 export interface HttpListenerConfig {
   kind: "http";
@@ -193,11 +261,14 @@ export interface Listener {
   direction: "inbound" | "outbound" | "unspecified";
   /** False for listeners reached only by hand-off (bind_to_port: false). */
   bind: boolean;
+  /** Hand connections redirected here (iptables) to the listener of their original destination. */
+  useOriginalDst?: boolean;
   config: HttpListenerConfig | TcpListenerConfig;
 }
 
 // ── Clusters and endpoints ───────────────────────────────────────────────────────────────────────────
 
+/** For ORIGINAL_DST clusters (Envoy's CLUSTER_PROVIDED) the policy is unused: the host is the original destination. */
 export type LbPolicy = "ROUND_ROBIN" | "LEAST_REQUEST" | "RANDOM" | "RING_HASH" | "MAGLEV";
 
 export interface CircuitBreakers {
@@ -216,6 +287,30 @@ export interface OutlierDetection {
   maxEjectionPercent: number;
   enforcingConsecutive5xx: number;
   enforcingConsecutiveGatewayFailure: number;
+  /** Count local failures (connect errors, timeouts) apart from upstream 5xx (consecutiveLocalOriginFailure). */
+  splitExternalLocalOriginErrors?: boolean;
+  enforcingConsecutiveLocalOriginFailure?: number;
+  /** Cap on the ejection time, which grows with each ejection (Envoy default 300 s). */
+  maxEjectionTimeMs?: number;
+}
+
+/** An active health check (Envoy HealthCheck). */
+export interface HealthCheck {
+  kind: "http" | "tcp" | "grpc";
+  timeoutMs: number;
+  intervalMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+  /** Check this port instead of the endpoint's (alt_port). */
+  port?: number;
+  /** http: the request path and Host; http2: check over h2c. */
+  path?: string;
+  host?: string;
+  http2?: boolean;
+  /** http: statuses that count as healthy, as [start, end) ranges (default [[200, 300)]). */
+  expectedStatuses?: [number, number][];
+  /** grpc: the service name asked of grpc.health.v1.Health. */
+  serviceName?: string;
 }
 
 export interface Cluster {
@@ -227,18 +322,30 @@ export interface Cluster {
   /** RING_HASH minimum ring size / MAGLEV table size. */
   ringSize?: number;
   connectTimeoutMs: number;
+  /** DNS clusters: address family to resolve (Envoy default AUTO) and how often (default 5 s). */
+  dnsLookupFamily?: "AUTO" | "V4_ONLY" | "V6_ONLY" | "V4_PREFERRED" | "ALL";
+  dnsRefreshRateMs?: number;
   /** Speak HTTP/2 (h2c) upstream. */
   http2: boolean;
   /** Use whatever protocol the downstream request came with (Istio's useClientProtocol). */
   useDownstreamProtocol: boolean;
+  /** 0: unlimited. */
   maxRequestsPerConnection: number;
+  /** Idle upstream connections close after this (Envoy default 1 h); 0: never. */
   idleTimeoutMs: number;
+  /** Upstream connections close after this long whatever they do; absent: never. */
+  maxConnectionDurationMs?: number;
+  /** HTTP/2 upstream: streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS we honour); absent: the peer's. */
+  http2MaxConcurrentStreams?: number;
+  /** TCP keepalive on upstream sockets; absent: the OS default (off). */
+  tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number };
   circuitBreakers: CircuitBreakers;
   outlierDetection?: OutlierDetection;
   /** Healthy-percent below which all endpoints are used (Envoy's healthy_panic_threshold), 0–100. */
   panicThreshold: number;
   /** STATIC/DNS clusters carry their endpoints inline. */
   loadAssignment?: EndpointSet;
+  healthChecks?: HealthCheck[];
 }
 
 export interface Endpoint {
@@ -247,6 +354,7 @@ export interface Endpoint {
   weight: number;
   /** From EDS health_status: HEALTHY/UNKNOWN count as healthy. */
   healthy: boolean;
+  /** `region/zone/sub_zone` ("local/a/"); "" when the endpoint has no locality. */
   locality: string;
   priority: number;
 }

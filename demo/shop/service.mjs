@@ -2,15 +2,19 @@
 // payment-service, inventory-service) and VERSION. It knows nothing about the mesh: it listens on
 // $PORT and calls other services by name through the standard HTTP_PROXY setting, which `skein run`
 // points at its sidecar. It forwards the trace headers it receives, as a meshed app must.
-import { createServer } from "node:http";
-import { EnvHttpProxyAgent, request } from "undici";
+import { Agent, createServer, request } from "node:http";
 
 const SERVICE = process.env.SERVICE ?? "order-service";
 const VERSION = process.env.VERSION ?? "v1";
 const PORT = Number(process.env.PORT ?? 8080);
 // Calls to other services go to their mesh names; the sidecar resolves and balances them.
 const UPSTREAM_PORT = Number(process.env.UPSTREAM_PORT ?? 8080);
-const agent = new EnvHttpProxyAgent();
+// HTTP_PROXY is the standard way to send traffic through a proxy; `skein run` sets it. For http://
+// URLs a client sends the absolute URL to the proxy (as curl, Go and Python do).
+const proxy = process.env.HTTP_PROXY ?? process.env.http_proxy;
+const via = proxy ? new URL(proxy) : undefined;
+
+const keepAlive = new Agent({ keepAlive: true });
 
 const FORWARDED = [
   "x-request-id",
@@ -25,18 +29,39 @@ const FORWARDED = [
   "x-canary",
 ];
 
-async function call(service, path, incoming) {
+function call(service, path, incoming) {
   const headers = {};
   for (const h of FORWARDED) if (incoming[h]) headers[h] = incoming[h];
-  const res = await request(`http://${service}:${UPSTREAM_PORT}${path}`, { headers, dispatcher: agent });
-  const text = await res.body.text();
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = { error: text.trim() };
-  }
-  return { status: res.statusCode, ...body };
+  const url = `http://${service}:${UPSTREAM_PORT}${path}`;
+  const target = via
+    ? {
+        host: via.hostname,
+        port: Number(via.port || 80),
+        path: url,
+        headers: { ...headers, host: `${service}:${UPSTREAM_PORT}` },
+      }
+    : { host: service, port: UPSTREAM_PORT, path, headers };
+  return new Promise((resolve, reject) => {
+    const req = request({ ...target, method: "GET", agent: keepAlive }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => {
+        text += c;
+      });
+      res.on("end", () => {
+        let body;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = { error: text.trim() };
+        }
+        resolve({ status: res.statusCode, ...body });
+      });
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 const handlers = {

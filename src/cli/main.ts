@@ -6,7 +6,9 @@ import { kinds, templateDecoders } from "../api/registry.js";
 import { checkPaths } from "../model/check.js";
 import { controlPlaneCommand } from "./control-plane.js";
 import { type OutputFormat, renderDiagnostics, useColour } from "./output.js";
+import { proxyCommand } from "./proxy.js";
 import { applyCommand, deleteCommand, getCommand, proxyStatusCommand } from "./remote.js";
+import { runCommand } from "./run.js";
 import { table } from "./table.js";
 import { VERSION } from "./version.js";
 
@@ -81,6 +83,8 @@ export function buildProgram(): Command {
     .description("Skein service mesh: configuration checks, control plane and its API.")
     .version(VERSION, "--version", "print the version")
     .showHelpAfterError()
+    // Program options only before the command, so `skein run --version v2` is run's --version.
+    .enablePositionalOptions()
     .exitOverride();
   program.addCommand(
     checkCommand("validate", "check files against the schemas (syntax, types, fields, values)"),
@@ -93,6 +97,8 @@ export function buildProgram(): Command {
   );
   program.addCommand(kindsCommand());
   program.addCommand(controlPlaneCommand());
+  program.addCommand(proxyCommand());
+  program.addCommand(runCommand());
   program.addCommand(applyCommand());
   program.addCommand(getCommand());
   program.addCommand(deleteCommand());

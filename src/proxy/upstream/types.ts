@@ -87,7 +87,62 @@ export interface UpstreamCluster {
   tryRetry(): boolean;
   retryDone(): void;
   /** Hosts with their health and counters, for the admin /clusters page. */
-  hosts(): readonly { key: string; healthy: boolean; ejected: boolean; active: number; total: number; failures: number }[];
+  hosts(): readonly HostStatus[];
+}
+
+/** One host as the admin page shows it. `total` counts requests sent; `failures` the failed outcomes reported. */
+export interface HostStatus {
+  key: string;
+  healthy: boolean;
+  ejected: boolean;
+  active: number;
+  total: number;
+  failures: number;
+  /** Added later (optional so existing implementations still type-check): */
+  weight?: number;
+  /** Times outlier detection ejected the host. */
+  ejections?: number;
+  /** Requests refused by a circuit breaker (UO) while this host was chosen. */
+  overflows?: number;
+  /** Open connections (HTTP/1.1 connections, HTTP/2 sessions, raw TCP). */
+  connections?: number;
+  connectFailures?: number;
+}
+
+/**
+ * Plain numbers for one cluster (admin page, Prometheus). `…Total` are monotonic counters that survive EDS
+ * updates; the others are gauges. Names follow Envoy's cluster stats where one exists.
+ */
+export interface ClusterStats {
+  /** membership_total, membership_healthy (EDS health), membership_ejected (gauges). */
+  hosts: number;
+  healthyHosts: number;
+  ejectedHosts: number;
+  /** upstream_rq_total, upstream_rq_active, upstream_rq_pending_active. */
+  requestsTotal: number;
+  requestsActive: number;
+  requestsPending: number;
+  /** upstream_rq_2xx … 5xx, from the outcomes the router reports. */
+  responses2xx: number;
+  responses3xx: number;
+  responses4xx: number;
+  responses5xx: number;
+  /** Reported failures: 5xx responses plus connect failures, resets and timeouts. */
+  failuresTotal: number;
+  /** upstream_cx_connect_fail, upstream_rq_rx_reset-like resets (UR), upstream_rq_timeout (reported). */
+  connectFailuresTotal: number;
+  resetsTotal: number;
+  timeoutsTotal: number;
+  /** Requests refused by max_requests / max_pending_requests / max_connections (UO). */
+  overflowsTotal: number;
+  /** upstream_rq_retry_overflow and the retries in flight (max_retries). */
+  retryOverflowsTotal: number;
+  retriesActive: number;
+  /** upstream_cx_active, upstream_cx_total. */
+  connectionsActive: number;
+  connectionsTotal: number;
+  /** outlier_detection.ejections_total. */
+  ejectionsTotal: number;
 }
 
 /** Keeps one UpstreamCluster per CDS cluster; applies CDS/EDS updates without dropping valid pools. */
@@ -99,5 +154,7 @@ export interface ClusterManager {
     policies: readonly HashPolicy[],
     req: { headers: Record<string, string | string[] | undefined>; sourceIp: string; query: URLSearchParams },
   ): bigint | undefined;
+  /** Counters per cluster name (added later; optional so existing implementations still type-check). */
+  stats?(): Record<string, ClusterStats>;
   close(): Promise<void>;
 }

@@ -1,0 +1,99 @@
+// `skein proxy`: runs one sidecar until SIGTERM/SIGINT, then drains.
+import { Command, Option } from "commander";
+import { Sidecar } from "../proxy/sidecar.js";
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function pairs(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const i = item.indexOf("=");
+    if (i <= 0) throw new Error(`${what} ${item}: write key=value`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+function ports(list: string[], what: string, prefix = ""): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(pairs(list, what)).map(([k, v]) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${what} ${k}=${v}: not a port`);
+      return [`${prefix}${k}`, n];
+    }),
+  );
+}
+
+interface ProxyOptions {
+  xds: string;
+  address: string;
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  label: string[];
+  port: string[];
+  appPort: string[];
+  adminPort: number;
+  drain: number;
+  nodeId?: string;
+}
+
+export function proxyCommand(): Command {
+  return new Command("proxy")
+    .description("run a sidecar: consume xDS from the control plane and proxy the workload's traffic")
+    .addOption(
+      new Option("--xds <host:port>", "control plane xDS address")
+        .env("SKEIN_XDS")
+        .default("127.0.0.1:15010"),
+    )
+    .requiredOption("--address <ip>", "the workload's address (local mode: its own 127.x address)")
+    .option("--name <name>", "workload (pod) name", "workload")
+    .option("-n, --namespace <ns>", "namespace", "default")
+    .option("--service-account <sa>", "service account (identity)", "default")
+    .option("--label <key=value>", "workload label (repeatable)", collect, [])
+    .option("--port <name=port>", "service port the workload serves (repeatable)", collect, [])
+    .option(
+      "--app-port <name=port>",
+      "where the application listens on 127.0.0.1 for that port (repeatable)",
+      collect,
+      [],
+    )
+    .addOption(
+      new Option("--admin-port <port>", "admin port on the workload address")
+        .argParser(Number)
+        .default(15000),
+    )
+    .addOption(new Option("--drain <ms>", "drain period on SIGTERM").argParser(Number).default(5000))
+    .option(
+      "--node-id <id>",
+      "xDS node id (default: Istio's sidecar~<address>~<name>.<ns>~<ns>.svc.cluster.local)",
+    )
+    .action(async (opts: ProxyOptions) => {
+      const sidecar = new Sidecar({
+        xds: opts.xds,
+        adminAddress: opts.address,
+        adminPort: opts.adminPort,
+        drainMs: opts.drain,
+        node: {
+          id:
+            opts.nodeId ??
+            `sidecar~${opts.address}~${opts.name}.${opts.namespace}~${opts.namespace}.svc.cluster.local`,
+          cluster: opts.name,
+          metadata: {
+            NAMESPACE: opts.namespace,
+            LABELS: pairs(opts.label, "--label"),
+            SERVICE_ACCOUNT: opts.serviceAccount,
+            INSTANCE_IPS: opts.address,
+            WORKLOAD_NAME: opts.name,
+            SKEIN_PORTS: { ...ports(opts.port, "--port"), ...ports(opts.appPort, "--app-port", "app:") },
+          },
+        },
+      });
+      await sidecar.start();
+      await new Promise<void>((resolve) => {
+        process.once("SIGTERM", resolve);
+        process.once("SIGINT", resolve);
+      });
+      await sidecar.stop();
+    });
+}

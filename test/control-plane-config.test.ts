@@ -159,3 +159,35 @@ test("address allocator: skips used and reserved addresses, .0 and .255, and exp
   used.add("127.0.2.2");
   assert.equal(a.allocate(2000), "127.0.2.1");
 });
+
+test("skein apply overrides a watched file's resource until deleted; applying moves a resource between names", async () => {
+  const { dir, pipeline } = setup();
+  writeFileSync(join(dir, "vs.yaml"), vs("order-service"));
+  await pipeline.reload("start");
+  const override = vs("order-service").replace("http: [{ route", "http: [{ timeout: 3s, route");
+  const applied = await pipeline.apply("chaos.yaml", override);
+  assert.equal(applied.accepted, true);
+  assert.equal(pipeline.current?.model.routeTables.length, 1, "one VirtualService, not a conflict");
+  assert.equal(pipeline.current?.model.routeTables[0]?.http[0]?.timeoutMs, 3000);
+  const info = applied.diagnostics.find((d) => d.code === "SKEIN_I_OVERRIDDEN");
+  assert.match(
+    info?.message ?? "",
+    /VirtualService production\/routes is overridden by the one applied as chaos\.yaml/,
+  );
+  assert.equal(info?.file, join(dir, "vs.yaml"));
+
+  // The same resource applied under another name moves there (upsert by identity), no duplicate.
+  assert.equal((await pipeline.apply("other.yaml", override)).accepted, true);
+  assert.deepEqual(
+    pipeline.applied.sources().map((s) => s.file),
+    ["api:other.yaml"],
+  );
+
+  const del = await pipeline.delete("VirtualService", "production", "routes");
+  assert.equal(del.accepted, true);
+  assert.equal(
+    pipeline.current?.model.routeTables[0]?.http[0]?.timeoutMs,
+    undefined,
+    "the file's version is back",
+  );
+});

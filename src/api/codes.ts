@@ -9,6 +9,8 @@ export const Codes = {
   UNKNOWN_KIND: "SKEIN_E_UNKNOWN_KIND",
   UNKNOWN_API_VERSION: "SKEIN_E_UNKNOWN_API_VERSION",
   DUPLICATE_RESOURCE: "SKEIN_E_DUPLICATE_RESOURCE",
+  /** A watched file's resource replaced by one applied through the API (info). */
+  OVERRIDDEN: "SKEIN_I_OVERRIDDEN",
   // Schema
   UNKNOWN_FIELD: "SKEIN_E_UNKNOWN_FIELD",
   TYPE: "SKEIN_E_TYPE",

@@ -84,9 +84,18 @@ export async function loadPaths(paths: readonly string[], decoders: Decoders): P
 }
 
 /** Decodes YAML texts (one per file) into resources. */
+export interface DecodeOptions {
+  /**
+   * Sources whose resources override same-named resources of other sources instead of clashing with
+   * them (the control plane's `skein apply` layer over its watched files).
+   */
+  overlay?: (file: string) => boolean;
+}
+
 export function decodeSources(
   sources: readonly { file: string; text: string }[],
   decoders: Decoders,
+  options: DecodeOptions = {},
 ): ConfigSet {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
@@ -110,8 +119,35 @@ export function decodeSources(
       resources.push(...r.resources);
     }
   }
-  diagnostics.push(...findDuplicates(resources));
-  return { resources, diagnostics };
+  const kept = options.overlay ? applyOverlay(resources, options.overlay, diagnostics) : resources;
+  diagnostics.push(...findDuplicates(kept));
+  return { resources: kept, diagnostics };
+}
+
+const identity = (r: Resource) => `${r.group}/${r.kind}/${r.namespace}/${r.name}`;
+
+/** Drops the resources an overlay source redefines, saying so (info) so nothing changes silently. */
+function applyOverlay(
+  resources: Resource[],
+  overlay: (file: string) => boolean,
+  diagnostics: Diagnostic[],
+): Resource[] {
+  const over = new Map(resources.filter((r) => overlay(r.source.file)).map((r) => [identity(r), r]));
+  return resources.filter((r) => {
+    const by = overlay(r.source.file) ? undefined : over.get(identity(r));
+    if (by)
+      diagnostics.push({
+        code: Codes.OVERRIDDEN,
+        severity: "info",
+        message: `${resourceId(r)} is overridden by the one applied as ${by.source.file.replace(/^api:/, "")}`,
+        hint: `\`skein delete ${r.kind} ${r.name}${r.namespace ? ` -n ${r.namespace}` : ""}\` goes back to this file's version`,
+        file: r.source.file,
+        line: r.source.line,
+        column: r.source.column,
+        resource: resourceId(r),
+      });
+    return !by;
+  });
 }
 
 function findDuplicates(resources: readonly Resource[]): Diagnostic[] {

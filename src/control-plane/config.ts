@@ -66,7 +66,7 @@ export class ConfigPipeline extends EventEmitter<ConfigEvents> {
     const version = hashSources(sources);
     if (this.current?.version === version)
       return { accepted: true, version, diagnostics: [], unchanged: true };
-    const result = checkTexts(sources, { analyze: true });
+    const result = checkTexts(sources, { analyze: true, overlay: (file) => file.startsWith("api:") });
     if (hasErrors(result.diagnostics) || !result.model) {
       const rejection = { trigger, diagnostics: result.diagnostics, at: new Date() };
       this.lastRejection = rejection;
@@ -92,19 +92,17 @@ export class ConfigPipeline extends EventEmitter<ConfigEvents> {
     );
   }
 
-  /** Applies a YAML text as `name` (replacing what was applied under that name before). */
+  /** Applies a YAML text as `name`: replaces what was applied under that name and same-named resources. */
   apply(name: string, text: string): Promise<Outcome> {
     return this.serial(async () => {
-      const outcome = this.consider(`apply ${name}`, [
-        ...(await this.fileSources()),
-        ...this.applied.candidate(name, text),
-      ]);
-      if (outcome.accepted && !outcome.unchanged) await this.applied.put(name, text);
+      const next = this.applied.candidate(name, text);
+      const outcome = this.consider(`apply ${name}`, [...(await this.fileSources()), ...next]);
+      if (outcome.accepted && !outcome.unchanged) await this.applied.replaceAll(next);
       return outcome;
     });
   }
 
-  /** Deletes a resource that was applied through the API. */
+  /** Deletes a resource that was applied through the API (a watched file's version of it, if any, returns). */
   delete(
     kind: string,
     namespace: string,

@@ -107,9 +107,18 @@ export class AppliedStore {
     return [...this.texts].map(([name, text]) => ({ file: `api:${name}`, text }));
   }
 
-  /** The sources as they would be with `text` applied as `name`. */
+  /**
+   * The sources as they would be with `text` applied as `name`: it replaces what was applied under that
+   * name, and any resource it defines leaves the other applied sources (kubectl's upsert by identity).
+   */
   candidate(name: string, text: string): SourceText[] {
-    const next = new Map(this.texts);
+    const ids = new Set(identitiesIn(text));
+    const next = new Map<string, string>();
+    for (const [n, t] of this.texts) {
+      if (n === name) continue;
+      const rest = removeDocuments(t, (id) => ids.has(idKey(id)));
+      if (rest !== undefined) next.set(n, rest);
+    }
     next.set(name, text);
     return [...next].map(([n, t]) => ({ file: `api:${n}`, text: t }));
   }
@@ -121,20 +130,14 @@ export class AppliedStore {
 
   /** Texts with the named resource removed; undefined when no applied source defines it. */
   without(kind: string, namespace: string, name: string): { source: string; next: SourceText[] } | undefined {
+    const key = idKey({ kind, namespace, name });
     for (const [src, text] of this.texts) {
-      const docs = parseAllDocuments(text);
-      const list = Array.isArray(docs) ? docs : [];
-      const keep = list.filter((d) => {
-        const id = documentIdentity(d.toJS());
-        return !(id && id.kind === kind && id.name === name && (id.namespace ?? "default") === namespace);
-      });
-      if (keep.length !== list.length) {
-        const next = new Map(this.texts);
-        const rest = keep.map((d) => d.toString()).join("---\n");
-        if (keep.length === 0) next.delete(src);
-        else next.set(src, rest);
-        return { source: src, next: [...next].map(([n, t]) => ({ file: `api:${n}`, text: t })) };
-      }
+      if (!identitiesIn(text).includes(key)) continue;
+      const next = new Map(this.texts);
+      const rest = removeDocuments(text, (id) => idKey(id) === key);
+      if (rest === undefined) next.delete(src);
+      else next.set(src, rest);
+      return { source: src, next: [...next].map(([n, t]) => ({ file: `api:${n}`, text: t })) };
     }
     return undefined;
   }
@@ -159,6 +162,36 @@ export class AppliedStore {
     await writeFile(`${file}.tmp`, this.texts.get(name) ?? "", { mode: 0o600 });
     await rename(`${file}.tmp`, file);
   }
+}
+
+const idKey = (id: { kind: string; namespace?: string; name: string }) =>
+  `${id.kind}\u0000${id.namespace ?? "default"}\u0000${id.name}`;
+
+function documentsOf(text: string) {
+  const docs = parseAllDocuments(text);
+  return Array.isArray(docs) ? docs : [];
+}
+
+function identitiesIn(text: string): string[] {
+  return documentsOf(text).flatMap((d) => {
+    const id = documentIdentity(d.toJS());
+    return id ? [idKey(id)] : [];
+  });
+}
+
+/** The text without the documents `drop` selects; the text itself when none; undefined when none are left. */
+function removeDocuments(
+  text: string,
+  drop: (id: { kind: string; namespace?: string; name: string }) => boolean,
+): string | undefined {
+  const docs = documentsOf(text);
+  const keep = docs.filter((d) => {
+    const id = documentIdentity(d.toJS());
+    return !(id && drop(id));
+  });
+  if (keep.length === docs.length) return text;
+  if (keep.length === 0) return undefined;
+  return keep.map((d) => d.toString()).join("---\n");
 }
 
 export function hashSources(sources: readonly SourceText[]): string {

@@ -1,7 +1,7 @@
 // The whole configuration check: read → validate → lower → (optionally) analyze across resources.
 // Used by `skein validate`, `skein analyze` and, later, by the control plane before accepting a change.
 
-import { type ConfigSet, decodeSources, loadPaths } from "../api/load.js";
+import { type ConfigSet, type DecodeOptions, decodeSources, loadPaths } from "../api/load.js";
 import { decoders } from "../api/registry.js";
 import type { Resource } from "../api/resource.js";
 import { type Diagnostic, hasErrors, sortDiagnostics } from "../lib/diagnostics.js";
@@ -39,7 +39,7 @@ export async function checkPaths(paths: readonly string[], opts: CheckOptions): 
 
 export function checkTexts(
   sources: readonly { file: string; text: string }[],
-  opts: CheckOptions,
+  opts: CheckOptions & DecodeOptions,
 ): CheckResult {
-  return finish(decodeSources(sources, decoders), opts);
+  return finish(decodeSources(sources, decoders, { overlay: opts.overlay }), opts);
 }

@@ -10,6 +10,7 @@ import { proxyCommand } from "./proxy.js";
 import { applyCommand, deleteCommand, getCommand, proxyStatusCommand } from "./remote.js";
 import { runCommand } from "./run.js";
 import { table } from "./table.js";
+import { upCommand } from "./up.js";
 import { VERSION } from "./version.js";
 
 const EXIT_PROBLEMS = 1;
@@ -99,6 +100,7 @@ export function buildProgram(): Command {
   program.addCommand(controlPlaneCommand());
   program.addCommand(proxyCommand());
   program.addCommand(runCommand());
+  program.addCommand(upCommand());
   program.addCommand(applyCommand());
   program.addCommand(getCommand());
   program.addCommand(deleteCommand());

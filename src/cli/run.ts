@@ -94,13 +94,16 @@ export function runCommand(): Command {
 async function run(command: string[], opts: RunOptions): Promise<number> {
   const say = (m: string) =>
     process.stderr.write(`skein run [${opts.service}${opts.version ? ` ${opts.version}` : ""}]: ${m}\n`);
-  const ports = (opts.port.length ? opts.port : ["http=8080"]).map((p) => {
+  const ports: { name: string; port: number }[] = [];
+  for (const p of opts.port.length ? opts.port : ["http=8080"]) {
     const [name, num] = p.includes("=") ? p.split("=") : ["http", p];
     const n = Number(num);
-    if (!name || !Number.isInteger(n) || n < 1 || n > 65535)
-      throw new Error(`--port ${p}: write name=port, e.g. http=8080`);
-    return { name, port: n };
-  });
+    if (!name || !Number.isInteger(n) || n < 1 || n > 65535) {
+      say(`--port ${p}: write name=port, e.g. http=8080`);
+      return 2;
+    }
+    ports.push({ name, port: n });
+  }
   let status: Record<string, unknown>;
   let address: string;
   try {

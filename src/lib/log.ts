@@ -18,6 +18,7 @@ function format(v: unknown): string {
 export function createLogger(
   component: string,
   level: Level = (process.env.SKEIN_LOG_LEVEL as Level) ?? "info",
+  sink: (line: string) => void = (line) => process.stderr.write(line),
 ): Logger {
   const min = RANK[level] ?? RANK.info;
   const write = (l: Level, msg: string, fields?: Record<string, unknown>) => {
@@ -28,7 +29,7 @@ export function createLogger(
           .map(([k, v]) => ` ${k}=${format(v)}`)
           .join("")
       : "";
-    process.stderr.write(`${new Date().toISOString()} ${l} ${component} ${msg}${extra}\n`);
+    sink(`${new Date().toISOString()} ${l} ${component} ${msg}${extra}\n`);
   };
   return {
     debug: (m, f) => write("debug", m, f),

@@ -174,14 +174,14 @@ async function up(opts: UpOptions): Promise<number> {
     `  curl -s ${entry}/api/v1/orders/7                       # goes to order-service v1 (90%) or v2 (10%)`,
   );
   say(`  curl -s -H 'x-canary: true' ${entry}/api/v1/orders/7   # always order-service v2`);
-  say(`  skein get virtualservices -n ${NAMESPACE} --control-plane ${api}`);
+  say(`  npx skein get virtualservices -n ${NAMESPACE} --control-plane ${api}`);
   say(
     `  skein apply -f demo/fault-injection.yaml --control-plane ${api}      # 10% delayed 5 s, 5% aborted 503`,
   );
   say(
     `  skein delete virtualservice order-service -n ${NAMESPACE} --control-plane ${api}   # back to the file's routing`,
   );
-  say(`  skein proxy-status --control-plane ${api}`);
+  say(`  npx skein proxy-status --control-plane ${api}`);
   say("Ctrl-C stops everything.");
   say("");
 

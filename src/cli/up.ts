@@ -176,10 +176,10 @@ async function up(opts: UpOptions): Promise<number> {
   say(`  curl -s -H 'x-canary: true' ${entry}/api/v1/orders/7   # always order-service v2`);
   say(`  npx skein get virtualservices -n ${NAMESPACE} --control-plane ${api}`);
   say(
-    `  skein apply -f demo/fault-injection.yaml --control-plane ${api}      # 10% delayed 5 s, 5% aborted 503`,
+    `  npx skein apply -f demo/fault-injection.yaml --control-plane ${api}      # 10% delayed 5 s, 5% aborted 503`,
   );
   say(
-    `  skein delete virtualservice order-service -n ${NAMESPACE} --control-plane ${api}   # back to the file's routing`,
+    `  npx skein delete virtualservice order-service -n ${NAMESPACE} --control-plane ${api}   # back to the file's routing`,
   );
   say(`  npx skein proxy-status --control-plane ${api}`);
   say("Ctrl-C stops everything.");

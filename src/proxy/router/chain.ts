@@ -1,7 +1,9 @@
 // The HTTP filter chain, on Envoy's model: each filter is built once per listener config by a factory that
 // receives the compiled config, and answers each request with an explicit status (continue, or stop with
 // a local reply, or stop because it took the stream over). The router is the terminal filter. Factories
-// are found in a registry by Envoy filter name, so filters of later issues (fault, rbac, cors) plug in.
+// are found in a registry by Envoy filter name, so filters (fault, cors, local rate limit) plug in.
+// Skein's one departure: a filter may also act on each upstream attempt (AttemptFilter), which is how
+// faults apply per attempt with retries and timeouts still in force (docs/resilience.md).
 import type { HttpFilter } from "../config/types.js";
 import type { ClusterManager } from "../upstream/types.js";
 import type { DownstreamRequest } from "./downstream.js";
@@ -23,6 +25,29 @@ export interface StreamFilter {
   decodeHeaders(req: DownstreamRequest, perRoute: unknown): FilterStatus | Promise<FilterStatus>;
   /** Optional: adjust response headers (upstream or local) before they are sent. */
   encodeHeaders?(req: DownstreamRequest, status: number, headers: HeaderRecord): void;
+  /** Optional: act on each upstream attempt the router makes (see AttemptFilter). */
+  readonly attempt?: AttemptFilter;
+}
+
+/**
+ * What a filter does to each upstream attempt of a forwarded request. The router asks before every attempt
+ * (first try and retries alike): first for a delay, which the route and per-try timeouts cover, then for an
+ * abort, which stands in for the upstream's answer and is retried under the route's retry policy.
+ * `perRoute` is the filter's per-route config, as for decodeHeaders; `cluster` is the attempt's cluster.
+ */
+export interface AttemptFilter {
+  /** Milliseconds to hold the attempt before it is sent; 0 for none. */
+  attemptDelay(req: DownstreamRequest, perRoute: unknown, cluster: string): number;
+  /** The delay asked for is over, or was cut short (timeout, downstream gone). */
+  attemptDelayEnded(req: DownstreamRequest): void;
+  /** A reply standing in for this attempt's upstream response, or undefined to send the attempt. */
+  attemptAbort(req: DownstreamRequest, perRoute: unknown, cluster: string): LocalReply | undefined;
+}
+
+/** The attempt filters of one chain, in chain order, with the names their per-route config is kept under. */
+export interface AttemptFilters {
+  readonly filters: readonly AttemptFilter[];
+  readonly names: readonly string[];
 }
 
 /** What filter factories may use. */
@@ -31,6 +56,8 @@ export interface FilterContext {
   readonly stats: Stats;
   /** Uniform in [0, 1): weighted clusters, runtime fractions, back-off jitter (tests may substitute). */
   readonly random: () => number;
+  /** The stat prefix of the listener the chain serves (filters name their stats under `http.<prefix>.`). */
+  readonly statPrefix?: string;
 }
 
 /** Builds a filter from its compiled listener-level config (`HttpFilter.config`) and its chain name. */
@@ -70,6 +97,8 @@ export class FilterChain {
     private readonly names: readonly string[],
     private readonly filters: readonly StreamFilter[],
     private readonly encoders: readonly StreamFilter[],
+    /** Shared by every request of the chain; undefined when no filter acts per attempt. */
+    private readonly attemptFilters: AttemptFilters | undefined,
     /** Configured filters with no factory in the registry; they are left out of the chain. */
     readonly skipped: readonly string[],
   ) {}
@@ -109,12 +138,21 @@ export class FilterChain {
     names.push(router.name);
     filters.push(routerFactory(router.config, router.name, ctx));
     const encoders = filters.filter((f) => f.encodeHeaders !== undefined);
-    return new FilterChain(names, filters, encoders, skipped);
+    const attempts: AttemptFilter[] = [];
+    const attemptNames: string[] = [];
+    filters.forEach((f, i) => {
+      if (f.attempt === undefined) return;
+      attempts.push(f.attempt);
+      attemptNames.push(names[i] as string);
+    });
+    const attemptFilters = attempts.length > 0 ? { filters: attempts, names: attemptNames } : undefined;
+    return new FilterChain(names, filters, encoders, attemptFilters, skipped);
   }
 
   /** Runs the chain for one request: resolve the route, then each filter until one stops. */
   async run(req: DownstreamRequest, random: () => number): Promise<void> {
     req.resolveRoute(random);
+    req.attemptFilters = this.attemptFilters;
     const filters = this.filters;
     for (let i = 0; i < filters.length; i++) {
       const name = this.names[i] as string;

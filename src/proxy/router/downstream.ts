@@ -4,6 +4,7 @@
 // cache, local replies), so each request costs this object and its StreamInfo.
 import type { Readable } from "node:stream";
 import type { HttpListenerConfig, Route, RouteTable, VirtualHost } from "../config/types.js";
+import type { AttemptFilters } from "./chain.js";
 import { applyMutation, type HeaderRecord, type IncomingHeaders } from "./headers.js";
 import { encodeGrpcMessage, httpToGrpcStatus, isGrpc, type LocalReply } from "./local-reply.js";
 import { type MatchableRequest, selectRoute, selectVirtualHost } from "./match.js";
@@ -33,6 +34,8 @@ export abstract class DownstreamRequest implements MatchableRequest {
   table: RouteTable | undefined;
   virtualHost: VirtualHost | undefined;
   route: Route | undefined;
+  /** The chain's filters that act on each upstream attempt (set by the chain; shared, not per request). */
+  attemptFilters: AttemptFilters | undefined;
   /** Per-request state filters may keep by filter name (created on first use). */
   private state: Map<string, unknown> | undefined;
   protected started = false;

@@ -45,7 +45,15 @@ export const Replies = {
     ResponseFlag.UpstreamRemoteReset,
     "upstream_reset_before_response_started{connection_termination}",
   ),
+  /** A circuit breaker refused the request: Envoy says so in x-envoy-overloaded (unless Envoy headers are suppressed). */
   overflow: localReply(
+    503,
+    `${RESET_PREFIX}overflow`,
+    ResponseFlag.UpstreamOverflow,
+    "upstream_reset_before_response_started{overflow}",
+    { headers: { "x-envoy-overloaded": "true" } },
+  ),
+  overflowQuiet: localReply(
     503,
     `${RESET_PREFIX}overflow`,
     ResponseFlag.UpstreamOverflow,

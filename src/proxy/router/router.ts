@@ -1,10 +1,13 @@
 // The router filter, last in every HTTP filter chain: answers direct responses and redirects, and forwards
 // everything else to the route's cluster with Envoy's semantics: weighted cluster by a uniform roll,
 // header mutations, path and host rewrites, route and per-try timeouts, retries with jittered back-off and
-// a retry circuit breaker, body replay within a buffer limit, streamed responses with trailers.
+// a retry circuit breaker, body replay within a buffer limit, streamed responses with trailers, and
+// fire-and-forget request mirroring. Before each attempt it consults the chain's attempt filters (faults),
+// so what they inject meets the same timeouts and retries as a real upstream failure.
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type {
+  MirrorPolicy,
   RedirectAction,
   RetryPolicy,
   Route,
@@ -20,7 +23,13 @@ import {
   type UpstreamResponse,
 } from "../upstream/types.js";
 import { RETRY_BUFFER_LIMIT, RequestBody } from "./body.js";
-import { type FilterContext, type FilterStatus, StopIteration, type StreamFilter } from "./chain.js";
+import {
+  type AttemptFilters,
+  type FilterContext,
+  type FilterStatus,
+  StopIteration,
+  type StreamFilter,
+} from "./chain.js";
 import type { DownstreamRequest } from "./downstream.js";
 import {
   applyMutation,
@@ -30,9 +39,23 @@ import {
   type HeaderRecord,
   upstreamRequestHeaders,
 } from "./headers.js";
-import { isGrpc, type LocalReply, localReply, parseGrpcTimeout, Replies } from "./local-reply.js";
+import {
+  httpToGrpcStatus,
+  isGrpc,
+  type LocalReply,
+  localReply,
+  parseGrpcTimeout,
+  Replies,
+} from "./local-reply.js";
 import { selectWeightedCluster } from "./match.js";
-import { backoffMs, hasGrpcConditions, retriableError, retriableGrpc, retriableResponse } from "./retry.js";
+import {
+  backoffMs,
+  hasGrpcConditions,
+  retriableError,
+  retriableGrpc,
+  retriableResponse,
+  retriableTimeout,
+} from "./retry.js";
 import type { ClusterRouterStats } from "./stats.js";
 import { ResponseFlag } from "./stream-info.js";
 
@@ -197,6 +220,38 @@ function discard(res: UpstreamResponse): void {
   else body.destroy();
 }
 
+/** Envoy's shadow host: `-shadow` appended to the host name, before any port (`orders:8080` → `orders-shadow:8080`). */
+export function shadowAuthority(authority: string): string {
+  const colon = authority.lastIndexOf(":");
+  const bracket = authority.lastIndexOf("]");
+  if (colon < 0 || colon < bracket || (bracket < 0 && authority.indexOf(":") !== colon))
+    return `${authority}-shadow`;
+  return `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+}
+
+function noop(): void {}
+
+// Shadow requests never outlive the process's interest in them; with no route timeout nothing aborts them.
+const NEVER = new AbortController().signal;
+const NO_PICK: PickContext = {};
+
+/** A shadow's response is read and dropped; its outcome still feeds the mirror cluster's outlier detection. */
+class ShadowExchange {
+  constructor(private readonly host: Host) {}
+
+  readonly onResponse = (res: UpstreamResponse): void => {
+    this.host.report({ kind: "response", status: res.status });
+    const body = res.body as Readable;
+    body.on("error", noop);
+    body.resume();
+  };
+
+  readonly onError = (err: unknown): void => {
+    if (err instanceof UpstreamError && err.flag !== "UO")
+      this.host.report(err.flag === "UF" ? { kind: "connect-failure" } : { kind: "reset" });
+  };
+}
+
 // Timer callbacks get the call as an argument, so a request pays for a closure only when a timer is set.
 function routeTimeoutFired(call: UpstreamCall): void {
   call.onRouteTimeout();
@@ -239,6 +294,8 @@ class UpstreamCall {
   private wake: (() => void) | undefined;
   private downstreamGone = false;
   private retrySlot = false;
+  /** Mirrors wait for the whole body (they send only bodies that fit the buffer). */
+  private mirrorOnBodyEnd = false;
 
   constructor(
     private readonly router: RouterFilter,
@@ -264,6 +321,10 @@ class UpstreamCall {
     this.cluster = cluster;
     this.cstats = this.ctx.stats.cluster(wc.name);
     this.prepare(cluster);
+    if (this.action.mirrors.length > 0) {
+      if (this.body === undefined) this.mirror(null);
+      else this.mirrorOnBodyEnd = true;
+    }
     req.onAbort(this);
     try {
       return await this.attempts();
@@ -318,7 +379,8 @@ class UpstreamCall {
 
     const source = req.body();
     if (source) {
-      const keep = this.policy && this.policy.numRetries > 0 ? RETRY_BUFFER_LIMIT : 0;
+      const keep =
+        (this.policy && this.policy.numRetries > 0) || action.mirrors.length > 0 ? RETRY_BUFFER_LIMIT : 0;
       this.body = new RequestBody(source, keep, this);
     } else {
       this.onBodyEnd();
@@ -330,10 +392,38 @@ class UpstreamCall {
     const cstats = this.cstats as ClusterRouterStats;
     const info = this.req.info;
     const policy = this.policy;
+    const faults = this.req.attemptFilters;
     let retries = 0;
     for (;;) {
       if (this.downstreamGone) return StopIteration;
       if (this.expired) return this.fail(this.expired);
+      const attempt = ++info.attempts;
+      this.perTryTimedOut = false;
+      this.armPerTry();
+      if (faults !== undefined) {
+        const injected = await this.injectFaults(faults);
+        if (this.downstreamGone) return StopIteration;
+        if (this.expired) return this.fail(this.expired);
+        if (this.perTryTimedOut) {
+          // A delay outlasted the per-try timeout: the attempt timed out, as a slow upstream's would.
+          this.clearPerTry();
+          if (policy && retriableTimeout(policy) && this.mayRetry(retries)) {
+            retries++;
+            await this.backoff(retries);
+            continue;
+          }
+          return this.fail(Replies.perTryTimeout);
+        }
+        if (injected !== undefined) {
+          this.clearPerTry();
+          if (policy && this.faultRetriable(policy, injected) && this.mayRetry(retries)) {
+            retries++;
+            await this.backoff(retries);
+            continue;
+          }
+          return this.fail(injected);
+        }
+      }
       if (policy?.avoidPreviousHosts && this.tried) this.pick.avoid = this.tried;
       const host = cluster.pick(this.pick);
       if (!host) {
@@ -343,7 +433,7 @@ class UpstreamCall {
       let res: UpstreamResponse | undefined;
       let error: unknown;
       try {
-        res = await this.send(host, ++info.attempts);
+        res = await this.send(host, attempt);
       } catch (e) {
         error = e;
       }
@@ -439,10 +529,48 @@ class UpstreamCall {
     }
   }
 
+  /**
+   * Asks the chain's attempt filters about this attempt: holds it for an injected delay (the route and
+   * per-try timeouts keep running, so a long delay times out as a slow upstream would), then returns an
+   * injected abort, if any. The caller checks what happened meanwhile (expired, per-try, downstream gone).
+   */
+  private async injectFaults(set: AttemptFilters): Promise<LocalReply | undefined> {
+    const req = this.req;
+    const cluster = (this.wc as WeightedCluster).name;
+    const filters = set.filters;
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i] as (typeof filters)[number];
+      const perRoute = req.perFilterConfig(set.names[i] as string);
+      const delay = f.attemptDelay(req, perRoute, cluster);
+      if (delay > 0) {
+        await this.hold(delay);
+        f.attemptDelayEnded(req);
+        if (this.expired || this.perTryTimedOut || this.downstreamGone) return undefined;
+      }
+      const abort = f.attemptAbort(req, perRoute, cluster);
+      if (abort !== undefined) return abort;
+    }
+    return undefined;
+  }
+
+  /** An injected abort is retried when the status it stands for would be (gRPC requests read grpc-status). */
+  private faultRetriable(policy: RetryPolicy, reply: LocalReply): boolean {
+    if (!this.req.isGrpc()) return retriableResponse(policy, reply.status, undefined);
+    return retriableGrpc(policy, reply.grpcStatus ?? httpToGrpcStatus(reply.status));
+  }
+
+  /** Starts the attempt's per-try clock (or marks it to start once the request body is complete). */
+  private armPerTry(): void {
+    const perTry = this.policy?.perTryTimeoutMs ?? 0;
+    if (perTry <= 0) return;
+    // As in Envoy, an attempt's clock starts once the whole request is available to send.
+    if (this.body === undefined || this.body.complete) this.startPerTry(perTry);
+    else this.perTryPending = true;
+  }
+
   private send(host: Host, attempt: number): Promise<UpstreamResponse> {
     const ac = new AbortController();
     this.attempt = ac;
-    this.perTryTimedOut = false;
     const info = this.req.info;
     info.upstreamHost = host.key;
     info.upstreamRequestStart = info.elapsed();
@@ -453,12 +581,6 @@ class UpstreamCall {
     }
     (this.cstats as ClusterRouterStats).rqTotal.value++;
     this.headers["x-envoy-attempt-count"] = String(attempt);
-    const perTry = this.policy?.perTryTimeoutMs ?? 0;
-    if (perTry > 0) {
-      // As in Envoy, an attempt's clock starts once the whole request is available to send.
-      if (this.body === undefined || this.body.complete) this.startPerTry(perTry);
-      else this.perTryPending = true;
-    }
     return host.request({
       method: this.req.method,
       path: this.upstreamPath,
@@ -606,7 +728,11 @@ class UpstreamCall {
   }
 
   private backoff(retry: number): Promise<void> {
-    const ms = backoffMs(this.policy as RetryPolicy, retry, this.ctx.random);
+    return this.hold(backoffMs(this.policy as RetryPolicy, retry, this.ctx.random));
+  }
+
+  /** Waits `ms` (a back-off or an injected delay); timeouts and a departed downstream end the wait early. */
+  private hold(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.wake = resolve;
@@ -647,7 +773,7 @@ class UpstreamCall {
       case "UF":
         return Replies.connectFailure;
       case "UO":
-        return Replies.overflow;
+        return this.router.config.suppressEnvoyHeaders ? Replies.overflowQuiet : Replies.overflow;
       case "UT":
         return err === PER_TRY_TIMEOUT ? Replies.perTryTimeout : Replies.timeout;
       default:
@@ -673,10 +799,46 @@ class UpstreamCall {
     }
   }
 
+  /**
+   * Envoy's request mirroring: each mirror policy's fraction is rolled, and a copy goes to a host of the
+   * mirror cluster with `-shadow` appended to its host, fire and forget: its response is dropped, its
+   * errors ignored, nothing waits for it. Bodies are mirrored only when they fit the replay buffer.
+   */
+  private mirror(body: Buffer | null): void {
+    const mirrors = this.action.mirrors;
+    for (let i = 0; i < mirrors.length; i++) {
+      const m = mirrors[i] as MirrorPolicy;
+      if (m.fraction < 1 && this.ctx.random() >= m.fraction) continue;
+      const cluster = this.ctx.clusters.get(m.cluster);
+      const host = cluster?.pick(NO_PICK);
+      if (!cluster || !host) continue;
+      const headers = { ...this.headers };
+      const shadow = new ShadowExchange(host);
+      host
+        .request({
+          method: this.req.method,
+          path: this.upstreamPath,
+          authority: shadowAuthority(this.upstreamAuthority),
+          scheme: "http",
+          headers,
+          body,
+          // Envoy gives shadows the route's timeout.
+          signal: this.routeTimeoutMs > 0 ? AbortSignal.timeout(this.routeTimeoutMs) : NEVER,
+          http2: cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.req.http2),
+        })
+        .then(shadow.onResponse, shadow.onError);
+    }
+  }
+
   /** The downstream request ended (RequestBody calls this; bodyless requests at once). */
   onBodyEnd(): void {
     const info = this.req.info;
     info.downstreamRequestEnd = info.elapsed();
+    if (this.mirrorOnBodyEnd) {
+      this.mirrorOnBodyEnd = false;
+      const whole = (this.body as RequestBody).buffered();
+      if (whole !== undefined) this.mirror(whole);
+    }
     if (this.routeTimeoutMs > 0 && this.routeTimer === undefined) {
       this.routeTimer = setTimeout(routeTimeoutFired, this.routeTimeoutMs, this);
     }
@@ -706,6 +868,8 @@ class UpstreamCall {
     this.perTryTimedOut = true;
     (this.cstats as ClusterRouterStats).perTryTimeout.value++;
     this.attempt?.abort(PER_TRY_TIMEOUT);
+    // An injected delay is part of the attempt: the per-try timeout ends it too.
+    this.endBackoff();
   }
 
   onDownstreamAbort(): void {

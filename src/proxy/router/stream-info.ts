@@ -35,6 +35,8 @@ export const ResponseFlag = {
   UnauthorizedExternalService: 1 << 14,
   /** DT: the stream outlived its max_stream_duration. */
   DurationTimeout: 1 << 15,
+  /** RL: a rate limit refused the request (local rate limiting). */
+  RateLimited: 1 << 16,
 } as const;
 
 const SHORT: readonly [number, string][] = [
@@ -54,6 +56,7 @@ const SHORT: readonly [number, string][] = [
   [ResponseFlag.DownstreamProtocolError, "DPE"],
   [ResponseFlag.UnauthorizedExternalService, "UAEX"],
   [ResponseFlag.DurationTimeout, "DT"],
+  [ResponseFlag.RateLimited, "RL"],
 ];
 
 /** `UF,URX` as Envoy's %RESPONSE_FLAGS% prints them; `-` for none. */

@@ -226,12 +226,12 @@ test("the fault filter compiles: fixed delay and fractional percentages to %, ab
   });
   assert.deepEqual(
     header.delay,
-    { fromHeader: true, percentage: 0 },
+    { fromHeader: true, percentage: 0, denominator: 100 },
     "an unset percentage is 0, as in Envoy",
   );
   assert.deepEqual(
     header.abort,
-    { fromHeader: true, percentage: 100 },
+    { fromHeader: true, percentage: 100, denominator: 100 },
     "numerators are capped at the denominator",
   );
   const zero = nack(() => fault({ delay: { fixedDelay: { seconds: 0 } } }));

@@ -204,7 +204,23 @@ test("a resource the proxy cannot honour is NACKed with its reason; routing goes
   // The control plane's own translation of a real mesh, served by hand so a bad resource can be slipped in.
   const built = check(mesh(v1.port, v2.port, 0), { analyze: true });
   assert.ok(built.model);
-  const identity = { id: node(address).id, kind: "sidecar" as const, namespace: "production" };
+  // With its workload, so the outbound listener binds the workload's own address (not 0.0.0.0:15001).
+  const identity = {
+    id: node(address).id,
+    kind: "sidecar" as const,
+    namespace: "production",
+    workload: {
+      id: node(address).id,
+      name: "api-gateway",
+      namespace: "production",
+      labels: { app: "api-gateway" },
+      serviceAccount: "api-gateway",
+      address,
+      ports: {},
+      origin: "proxy" as const,
+      healthy: true,
+    },
+  };
   const workloads = built.model.workloads.map((w) => ({
     id: w.name,
     name: w.name,

@@ -1,9 +1,12 @@
-// Skein's own kinds for running without Kubernetes: `Service` (a name, a label selector and ports, like a
-// Kubernetes Service) and `Workload` (one running instance with its identity, like a pod or Istio
-// WorkloadEntry). Group skein.dev, version v1alpha1.
+// Skein's own kinds: `Service` (a name, a label selector and ports, like a Kubernetes Service) and `Workload`
+// (one running instance with its identity, like a pod or Istio WorkloadEntry), for running without
+// Kubernetes; and `RateLimit` (a local token bucket on the requests a workload serves), since Istio has no
+// first-class API for it. Group skein.dev, version v1alpha1.
 import { z } from "zod";
+import { Codes } from "./codes.js";
+import { presenceOrStringMatch, stringMatch } from "./istio/common.js";
 import { defineKind } from "./kinds.js";
-import { labels, obj, port } from "./schema.js";
+import { addIssue, duration, labels, obj, port } from "./schema.js";
 
 export const SKEIN_GROUP = "skein.dev";
 
@@ -45,6 +48,53 @@ export const workloadSpec = obj({
 });
 export type SkeinWorkloadSpec = z.output<typeof workloadSpec>;
 
+/** Which requests a RateLimit counts: Istio's HTTPMatchRequest fields that concern one request. */
+const rateLimitMatch = obj({
+  uri: stringMatch().optional(),
+  method: stringMatch().optional(),
+  headers: z.record(z.string(), presenceOrStringMatch()).optional(),
+  queryParams: z.record(z.string(), presenceOrStringMatch()).optional(),
+  ignoreUriCase: z.boolean().optional(),
+});
+
+const positiveInt = (what: string) =>
+  z
+    .number()
+    .int()
+    .superRefine((v, ctx) => {
+      if (v < 1) addIssue(ctx, Codes.RANGE, `${what} must be at least 1, got ${v}`);
+    });
+
+/** Envoy's TokenBucket: starts full; every fillInterval, tokensPerFill come back, up to maxTokens. */
+const tokenBucket = obj({
+  maxTokens: positiveInt("maxTokens"),
+  tokensPerFill: positiveInt("tokensPerFill").default(1),
+  // Envoy refuses fill intervals under 50 ms.
+  fillInterval: duration({ min: 50 }),
+});
+
+export const rateLimitSpec = obj({
+  /** The workloads (in the RateLimit's namespace) whose inbound requests are limited, by label... */
+  selector: labels().optional(),
+  /** ...or by the Service whose selector picks them (only that service's ports then). */
+  service: z.string().min(1).optional(),
+  /** Only this port (the service port or the port the workload serves it on); default: every HTTP port. */
+  port: port().optional(),
+  /** Only requests matching this; default: every request. */
+  match: rateLimitMatch.optional(),
+  tokenBucket,
+}).superRefine((s, ctx) => {
+  if ((s.selector === undefined) === (s.service === undefined))
+    addIssue(
+      ctx,
+      Codes.ONE_OF,
+      s.selector === undefined
+        ? "a RateLimit needs selector (workload labels) or service"
+        : "use selector or service, not both",
+    );
+});
+export type SkeinRateLimitSpec = z.output<typeof rateLimitSpec>;
+
 export const skeinKinds = [
   defineKind({
     group: SKEIN_GROUP,
@@ -59,5 +109,12 @@ export const skeinKinds = [
     versions: ["v1alpha1"],
     namespaced: true,
     spec: workloadSpec,
+  }),
+  defineKind({
+    group: SKEIN_GROUP,
+    kind: "RateLimit",
+    versions: ["v1alpha1"],
+    namespaced: true,
+    spec: rateLimitSpec,
   }),
 ];

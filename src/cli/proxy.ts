@@ -36,6 +36,7 @@ interface ProxyOptions {
   adminPort: number;
   drain: number;
   nodeId?: string;
+  parentPid?: number;
 }
 
 export function proxyCommand(): Command {
@@ -68,6 +69,12 @@ export function proxyCommand(): Command {
       "--node-id <id>",
       "xDS node id (default: Istio's sidecar~<address>~<name>.<ns>~<ns>.svc.cluster.local)",
     )
+    .addOption(
+      new Option(
+        "--parent-pid <pid>",
+        "drain and exit when this process is gone (set by skein run)",
+      ).argParser(Number),
+    )
     .action(async (opts: ProxyOptions) => {
       const sidecar = new Sidecar({
         xds: opts.xds,
@@ -93,6 +100,17 @@ export function proxyCommand(): Command {
       await new Promise<void>((resolve) => {
         process.once("SIGTERM", resolve);
         process.once("SIGINT", resolve);
+        // A sidecar whose supervisor was killed outright must not outlive it.
+        const parent = opts.parentPid;
+        if (parent) {
+          setInterval(() => {
+            try {
+              process.kill(parent, 0);
+            } catch {
+              resolve();
+            }
+          }, 1000).unref();
+        }
       });
       await sidecar.stop();
     });

@@ -231,7 +231,12 @@ export function deleteCommand(): Command {
     .option("-n, --namespace <ns>", "namespace", "default")
     .addOption(controlPlaneOption())
     .action(
-      guarded(async (kind: string, name: string, opts: { namespace: string; controlPlane: string }) => {
+      guarded(async (input: string, name: string, opts: { namespace: string; controlPlane: string }) => {
+        const kind = resolveKindName(input);
+        if (!kind) {
+          process.stderr.write(`skein: unknown kind "${input}"; see \`skein kinds\`\n`);
+          return EXIT_USAGE;
+        }
         const { status, json } = await call(
           opts.controlPlane,
           "DELETE",

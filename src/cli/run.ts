@@ -133,9 +133,13 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
     ...labels.flatMap((l) => ["--label", l]),
     ...ports.flatMap((p) => ["--port", `${p.name}=${p.port}`, "--app-port", `${p.name}=${appPort}`]),
   ];
-  const sidecar = spawn(process.execPath, [...process.execArgv, ...sidecarArgs], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const sidecar = spawn(
+    process.execPath,
+    [...process.execArgv, ...sidecarArgs, "--parent-pid", String(process.pid)],
+    {
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
   let stopping = false;
   let app: ChildProcess | undefined;
   const sidecarExit = new Promise<number>((resolve) =>

@@ -117,6 +117,8 @@ async function up(opts: UpOptions): Promise<number> {
         NAMESPACE,
         "--port",
         "http=8080",
+        "--drain",
+        "3000",
         "--control-plane",
         api,
         "--",
@@ -285,7 +287,8 @@ async function up(opts: UpOptions): Promise<number> {
             if (c.exitCode !== null || c.signalCode !== null) return resolveExit();
             c.once("exit", () => resolveExit());
             c.kill("SIGTERM");
-            setTimeout(() => c.kill("SIGKILL"), 10_000).unref();
+            // Past the drain period (3 s) and the app's own shutdown: only then force it.
+            setTimeout(() => c.kill("SIGKILL"), 20_000).unref();
           }),
       ),
     );

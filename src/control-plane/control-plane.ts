@@ -3,15 +3,20 @@
 // The logic lives in src/model, src/translate and src/xds.
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import { formatDiagnostic } from "../lib/format.js";
 import { createLogger, type Logger } from "../lib/log.js";
-import { emptyModel } from "../model/builder.js";
+import { DEFAULT_TRUST_DOMAIN, emptyModel } from "../model/builder.js";
 import type { MeshSnapshot, ProxyIdentity } from "../model/snapshot.js";
 import { translate } from "../translate/index.js";
-import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../xds/protos.js";
+import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from "../xds/protos.js";
 import { AdsServer } from "../xds/server.js";
 import { Snapshot, SnapshotCache } from "../xds/snapshot.js";
 import { AddressAllocator } from "./addresses.js";
+import { CertificateAuthority } from "./ca/authority.js";
+import { WorkloadCertificates } from "./ca/issuer.js";
+import { ROOT_CA_SECRET } from "./ca/sds.js";
+import { BootstrapTokens } from "./ca/tokens.js";
 import { ConfigPipeline } from "./config.js";
 import { Debouncer } from "./debounce.js";
 import { createHttpApi, listen, type ProxyStatusRow } from "./http-api.js";
@@ -33,6 +38,12 @@ export interface ControlPlaneOptions {
   debounceMs?: number;
   maxDebounceMs?: number;
   logger?: Logger;
+  /** An Istio cacerts directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem); none: a generated root. */
+  caDir?: string;
+  /** Lifetime of workload certificates when a request names none (default 24 h). */
+  certTtlMs?: number;
+  /** How long an unused bootstrap token lives (default 1 h). */
+  bootstrapTokenIdleMs?: number;
 }
 
 interface ProxyState {
@@ -44,6 +55,8 @@ interface ProxyState {
 }
 
 const TYPES = [LISTENER, ROUTE, CLUSTER, ENDPOINT];
+// Secrets are dumped but not part of convergence: a proxy that does not use SDS never ACKs them.
+const DUMP_TYPES = [...TYPES, SECRET];
 
 export class ControlPlane {
   readonly pipeline: ConfigPipeline;
@@ -58,6 +71,8 @@ export class ControlPlane {
   private readonly log: Logger;
   private http?: Server;
   private metricsServer?: Server;
+  /** The CA, bootstrap tokens and signing; there from start() on. */
+  certificates?: WorkloadCertificates;
   readonly addresses = new AddressAllocator(() => this.registry.instances().map((w) => w.address));
   /** Identifies the pushed state; changes when config or registry do. */
   meshVersion = "";
@@ -184,6 +199,8 @@ export class ControlPlane {
         [ROUTE]: byName(r.routes),
         [CLUSTER]: byName(r.clusters),
         [ENDPOINT]: byName(r.endpoints),
+        // Only the trust bundle: a workload's own certificate and key are held by its sidecar (docs/security.md).
+        [SECRET]: new Map(this.certificates ? [[ROOT_CA_SECRET, this.certificates.rootCaSecret()]] : []),
       });
       const before = this.cache.getSnapshot(id)?.versions();
       this.cache.setSnapshot(id, snapshot);
@@ -250,7 +267,8 @@ export class ControlPlane {
     const snap = this.cache.getSnapshot(proxyId);
     if (!snap) return undefined;
     const out: Record<string, unknown> = { node: proxyId, versions: snap.versions() };
-    for (const t of TYPES) out[TYPE_LABEL[t] ?? t] = [...snap.resources(t).values()].map((r) => r.resource);
+    for (const t of DUMP_TYPES)
+      out[TYPE_LABEL[t] ?? t] = [...snap.resources(t).values()].map((r) => r.resource);
     return out;
   }
 
@@ -261,6 +279,9 @@ export class ControlPlane {
       this.log.warn(
         "starting without configuration: fix the errors above; changes are picked up as they are saved",
       );
+    // Before anything listens or watches: a CA that cannot load stops the start with its SKEIN_E_CA_* error.
+    const certificates = await this.loadCertificates();
+    this.certificates = certificates;
     this.directory?.watch(() => void this.pipeline.reload());
     // After the first config: pushes follow accepted config from now on.
     this.pipeline.on("accepted", () => this.debouncer.trigger("config"));
@@ -272,6 +293,7 @@ export class ControlPlane {
       xdsAddress: () => `${this.options.host}:${this.ports.xds}`,
       proxies: () => this.proxyStatus(),
       configDump: (id) => this.configDump(id),
+      certificates,
     });
     this.ports.http = await listen(this.http, this.options.httpPort, this.options.host);
     this.metricsServer = createServer((req, res) => {
@@ -291,6 +313,29 @@ export class ControlPlane {
       metrics: `http://${this.options.host}:${this.ports.metrics}/metrics`,
       config: this.options.configDir,
     });
+  }
+
+  /** The mesh's trust domain: the accepted meshConfig's, cluster.local before any. */
+  trustDomain(): string {
+    return this.pipeline.current?.model.meshConfig.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  }
+
+  private async loadCertificates(): Promise<WorkloadCertificates> {
+    const { stateDir, caDir, certTtlMs, bootstrapTokenIdleMs } = this.options;
+    const ca = await CertificateAuthority.load({
+      stateDir,
+      caDir,
+      trustDomain: this.trustDomain(),
+      defaultTtlMs: certTtlMs,
+      logger: this.log,
+    });
+    const tokens = new BootstrapTokens({
+      idleMs: bootstrapTokenIdleMs,
+      file: stateDir ? join(stateDir, "ca", "bootstrap-tokens.json") : undefined,
+      logger: this.log,
+    });
+    await tokens.load();
+    return new WorkloadCertificates(ca, tokens, () => this.trustDomain(), this.log);
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,9 @@
 // debug endpoints. JSON in and out; configuration changes take the same path as file changes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Diagnostic } from "../lib/diagnostics.js";
+import { type Diagnostic, SkeinError } from "../lib/diagnostics.js";
+import { CA_HTTP_STATUS, CaCodes } from "./ca/codes.js";
+import type { WorkloadCertificates } from "./ca/issuer.js";
 import type { ConfigPipeline } from "./config.js";
 import type { Registry } from "./registry.js";
 
@@ -31,6 +33,8 @@ export interface ControlPlaneView {
   allocateAddress(): string | undefined;
   proxies(): ProxyStatusRow[];
   configDump(proxyId: string): unknown | undefined;
+  /** Bootstrap tokens and workload certificate signing. */
+  certificates: WorkloadCertificates;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -61,6 +65,26 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   const text = `${JSON.stringify(value, null, 2)}\n`;
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const text = await body(req);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, CaCodes.REQUEST, "the request body is not JSON");
+  }
+}
+
+/** The token of `Authorization: Bearer <token>`, if any. */
+function bearer(req: IncomingMessage): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+  return m?.[1];
+}
+
+// Bootstrap tokens are handed out on this host only (to `skein run`), whatever address the API listens on.
+function isLoopback(address: string | undefined): boolean {
+  return !!address && (address === "::1" || /^(::ffff:)?127\./.test(address));
 }
 
 const errorsOf = (d: readonly Diagnostic[]) => d.filter((x) => x.severity === "error").length;
@@ -144,6 +168,32 @@ export function createHttpApi(view: ControlPlaneView): Server {
         );
       return send(res, 201, { address });
     }
+    if (url.pathname === "/api/v1/workloads/token" && (req.method === "POST" || req.method === "DELETE")) {
+      if (!isLoopback(req.socket.remoteAddress))
+        throw new HttpError(
+          403,
+          CaCodes.NOT_LOCAL,
+          "bootstrap tokens are issued and revoked for callers on the control plane's host only",
+        );
+      if (req.method === "POST")
+        return send(res, 201, await view.certificates.issueToken(await jsonBody(req)));
+      const token = bearer(req);
+      return send(res, 200, await view.certificates.revokeTokens(token, token ? {} : await jsonBody(req)));
+    }
+    if (route === "POST /api/v1/certificates") {
+      // The raw body: it is parsed only after the token is checked, so an unauthenticated caller learns nothing.
+      const token = bearer(req);
+      return send(res, 201, await view.certificates.certificate(token, token ? await body(req) : undefined));
+    }
+    if (route === "GET /api/v1/ca") {
+      const ca = view.certificates.ca;
+      return send(res, 200, {
+        rootCert: ca.rootCert,
+        rootFingerprint: ca.rootFingerprint,
+        subject: ca.subject,
+        source: ca.source,
+      });
+    }
     if (route === "GET /debug/proxy_status") return send(res, 200, { proxies: view.proxies() });
     if (route === "GET /debug/registry") return send(res, 200, { workloads: registry.instances() });
     if (route === "GET /debug/config_dump") {
@@ -159,6 +209,8 @@ export function createHttpApi(view: ControlPlaneView): Server {
   return createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) send(res, err.status, { code: err.code, message: err.message });
+      else if (err instanceof SkeinError && CA_HTTP_STATUS[err.code])
+        send(res, CA_HTTP_STATUS[err.code] as number, { code: err.code, message: err.message });
       else send(res, 500, { code: "SKEIN_E_API_INTERNAL", message: (err as Error).message });
     });
   });

@@ -34,6 +34,7 @@ export function emptyModel(): MeshModel {
     telemetry: [],
     meshConfig: defaultMeshConfig(),
     serviceMonitors: [],
+    rateLimits: [],
   };
 }
 

@@ -523,6 +523,26 @@ export interface ServiceMonitorEndpoint {
   enableHttp2?: boolean;
 }
 
+// ── Local rate limiting (Skein's RateLimit) ──────────────────────────────────────────────────────────
+
+/**
+ * A token bucket on the requests some workloads serve, enforced by each workload's own sidecar (so the limit
+ * is per instance, as Envoy's local rate limit is).
+ */
+export interface RateLimitPolicy {
+  name: string;
+  namespace: string;
+  /** The workloads, by label; or `service`, whose selector picks them (resolved in `namespace`). */
+  selector?: Record<string, string>;
+  service?: string;
+  /** Only this port (service port or endpoint port); absent: every HTTP port. */
+  port?: number;
+  /** Absent: every request. */
+  match?: RequestMatch;
+  tokenBucket: { maxTokens: number; tokensPerFill: number; fillIntervalMs: number };
+  source: SourceRef;
+}
+
 export interface MeshModel {
   services: Service[];
   workloads: Workload[];
@@ -536,4 +556,5 @@ export interface MeshModel {
   telemetry: TelemetryPolicy[];
   meshConfig: MeshConfig;
   serviceMonitors: ServiceMonitorModel[];
+  rateLimits: RateLimitPolicy[];
 }

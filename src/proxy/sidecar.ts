@@ -7,6 +7,7 @@ import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../xds/protos.js";
 import { AdminServer } from "./admin/server.js";
 import { ConfigStore } from "./config/store.js";
 import { ListenerManager } from "./listeners/manager.js";
+import type { StreamInfo } from "./router/stream-info.js";
 import { createClusterManager } from "./upstream/cluster-manager.js";
 
 export interface SidecarOptions {
@@ -18,6 +19,8 @@ export interface SidecarOptions {
   /** How long draining waits for in-flight requests on SIGTERM. */
   drainMs: number;
   logger?: Logger;
+  /** Called once per finished request or TCP connection (access logs, tests); must not throw. */
+  onRequestComplete?: (info: StreamInfo) => void;
 }
 
 export class Sidecar {
@@ -33,7 +36,10 @@ export class Sidecar {
 
   constructor(readonly options: SidecarOptions) {
     this.log = options.logger ?? createLogger("proxy");
-    this.listeners = new ListenerManager({ clusters: this.clusters });
+    this.listeners = new ListenerManager({
+      clusters: this.clusters,
+      onRequestComplete: options.onRequestComplete,
+    });
     this.client = new AdsClient({ address: options.xds, node: options.node, validate: this.store.validate });
     this.store.bind(this.client);
     this.admin = new AdminServer({

@@ -8,16 +8,19 @@
 //   has no Host header to proxy by, so local-mode clients dial TCP services' endpoints directly.
 // - `<address>_<port>` per port the workload serves, bound on its address, forwarding to the
 //   application through `inbound|<port>||` (HTTP through a connection manager, TCP through tcp_proxy).
+//   Skein RateLimits selecting the workload put Envoy's local_ratelimit filter in front of the router
+//   there, with one route (and token bucket) per RateLimit ahead of the default route.
 // Proxyless gRPC clients get api_listeners named by the targets they dial (`xds:///<name>:<port>`).
 
 import { selectorMatches } from "../model/hosts.js";
 import type { ProxyIdentity } from "../model/snapshot.js";
-import type { Service, TcpRoute } from "../model/types.js";
+import type { RateLimitPolicy, Service, TcpRoute } from "../model/types.js";
 import type { Listener } from "../xds/generated/envoy/config/listener/v3/Listener.js";
+import type { Route } from "../xds/generated/envoy/config/route/v3/Route.js";
 import type { HttpConnectionManager } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
 import type { HttpFilter } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
 import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
-import { inboundPorts } from "./clusters.js";
+import { type InboundPort, inboundPorts } from "./clusters.js";
 import {
   HTTP_PROXY_ROUTE,
   inboundClusterName,
@@ -29,10 +32,10 @@ import {
   portRouteName,
   serviceNames,
 } from "./names.js";
-import { resolveDestination } from "./routes.js";
-import type { ProxyView } from "./scope.js";
+import { resolveDestination, routeMatch } from "./routes.js";
+import { endpointPort, type ProxyView } from "./scope.js";
 import { FILTER, typed } from "./typed.js";
-import { adsConfigSource, bool, byName, duration, socketAddress } from "./values.js";
+import { adsConfigSource, bool, byName, compare, duration, socketAddress, u32 } from "./values.js";
 
 export function buildListeners(view: ProxyView): Listener[] {
   if (view.proxy.kind === "proxyless") return proxylessListeners(view).sort(byName);
@@ -158,17 +161,78 @@ function tcpRoute(view: ProxyView, service: Service, port: number): TcpProxy {
   return { statPrefix, cluster: statPrefix };
 }
 
+/**
+ * The RateLimits for requests the workload serves on `inbound`: in its namespace, selecting it by label or
+ * through their Service, for this port or any. Those with a match first, then by name: the first that
+ * matches a request counts it, so a RateLimit for every request comes after the narrower ones.
+ */
+function rateLimitsFor(view: ProxyView, inbound: InboundPort): RateLimitPolicy[] {
+  const workload = view.proxy.workload;
+  if (!workload) return [];
+  return view.model.rateLimits
+    .filter((rl) => {
+      if (rl.namespace !== workload.namespace) return false;
+      if (rl.port !== undefined && rl.port !== inbound.port && rl.port !== inbound.servicePort.number)
+        return false;
+      if (rl.selector) return selectorMatches(rl.selector, workload.labels);
+      const service = view.index.find(rl.service ?? "", rl.namespace)[0];
+      return (
+        service?.selector !== undefined &&
+        service.namespace === workload.namespace &&
+        selectorMatches(service.selector, workload.labels) &&
+        service.ports.some((p) => endpointPort(workload.ports, p) === inbound.port)
+      );
+    })
+    .sort((a, b) => Number(!a.match) - Number(!b.match) || compare(a.name, b.name));
+}
+
+/** A RateLimit's route: its match, the route to the application, and its token bucket (always enforced). */
+function rateLimitRoute(rl: RateLimitPolicy, cluster: string): Route {
+  const all = { numerator: 100, denominator: "HUNDRED" as const };
+  return {
+    name: `ratelimit/${rl.name}`,
+    match: routeMatch(rl.match),
+    route: { cluster, timeout: duration(0) },
+    typedPerFilterConfig: {
+      [FILTER.localRateLimit]: typed("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", {
+        statPrefix: `ratelimit.${rl.namespace}.${rl.name}`,
+        tokenBucket: {
+          maxTokens: rl.tokenBucket.maxTokens,
+          tokensPerFill: u32(rl.tokenBucket.tokensPerFill),
+          fillInterval: duration(rl.tokenBucket.fillIntervalMs),
+        },
+        filterEnabled: { defaultValue: all, runtimeKey: "local_rate_limit_enabled" },
+        filterEnforced: { defaultValue: all, runtimeKey: "local_rate_limit_enforced" },
+        enableXRatelimitHeaders: "DRAFT_VERSION_03",
+      }),
+    },
+  };
+}
+
 function inboundListeners(view: ProxyView): Listener[] {
   const workload = view.proxy.workload;
   if (!workload) return [];
-  return inboundPorts(view, workload).map(({ servicePort, port }) => {
+  return inboundPorts(view, workload).map((inbound) => {
+    const { servicePort, port } = inbound;
     const cluster = inboundClusterName(port);
     const statPrefix = `inbound_${workload.address}_${port}`;
+    const limits = isHttp(servicePort.protocol) ? rateLimitsFor(view, inbound) : [];
+    const router: HttpFilter = {
+      name: FILTER.router,
+      typedConfig: typed("envoy.extensions.filters.http.router.v3.Router", {}),
+    };
+    // The filter's own config has no bucket: only the RateLimit routes limit anything.
+    const limiter: HttpFilter = {
+      name: FILTER.localRateLimit,
+      typedConfig: typed("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", {
+        statPrefix: "http_local_rate_limiter",
+      }),
+    };
     const filter = isHttp(servicePort.protocol)
       ? hcmFilter({
           statPrefix,
           codecType: "AUTO",
-          // Inline: one fixed route, nothing for RDS to update.
+          // Inline: fixed routes, nothing for RDS to update.
           routeConfig: {
             name: cluster,
             virtualHosts: [
@@ -176,15 +240,14 @@ function inboundListeners(view: ProxyView): Listener[] {
                 name: `inbound|http|${port}`,
                 domains: ["*"],
                 routes: [
+                  ...limits.map((rl) => rateLimitRoute(rl, cluster)),
                   { name: "default", match: { prefix: "/" }, route: { cluster, timeout: duration(0) } },
                 ],
               },
             ],
             validateClusters: bool(false),
           },
-          httpFilters: [
-            { name: FILTER.router, typedConfig: typed("envoy.extensions.filters.http.router.v3.Router", {}) },
-          ],
+          httpFilters: limits.length > 0 ? [limiter, router] : [router],
         })
       : tcpProxyFilter({ statPrefix: cluster, cluster });
     return {

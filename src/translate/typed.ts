@@ -19,6 +19,7 @@ import type { HttpConnectionManager } from "../xds/generated/envoy/extensions/fi
 import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
 import type { PreviousHostsPredicate } from "../xds/generated/envoy/extensions/retry/host/previous_hosts/v3/PreviousHostsPredicate.js";
 import type { HttpProtocolOptions } from "../xds/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js";
+import type { LocalRateLimit } from "../xds/local-ratelimit.js";
 
 /** Every message translation packs into an Any, by full name: the name and the fields are checked together. */
 export interface TypedMessages {
@@ -28,6 +29,7 @@ export interface TypedMessages {
   "envoy.extensions.filters.http.fault.v3.HTTPFault": HTTPFault;
   "envoy.extensions.filters.http.cors.v3.Cors": Cors;
   "envoy.extensions.filters.http.cors.v3.CorsPolicy": CorsPolicy;
+  "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": LocalRateLimit;
   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": HttpProtocolOptions;
   "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate": PreviousHostsPredicate;
 }
@@ -59,6 +61,7 @@ export const FILTER = {
   router: "envoy.filters.http.router",
   fault: "envoy.filters.http.fault",
   cors: "envoy.filters.http.cors",
+  localRateLimit: "envoy.filters.http.local_ratelimit",
   /** Also the key of `typed_extension_protocol_options`, which Envoy looks up by the type's name. */
   httpProtocolOptions: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   previousHosts: "envoy.retry_host_predicates.previous_hosts",

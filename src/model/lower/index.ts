@@ -9,12 +9,13 @@ import {
   lowerVirtualService,
 } from "./istio-networking.js";
 import { policyKindLowerings, policyScopes } from "./policy.js";
-import { lowerSkeinService, lowerSkeinWorkload } from "./skein.js";
+import { lowerSkeinRateLimit, lowerSkeinService, lowerSkeinWorkload } from "./skein.js";
 import type { KindLowering, SetLowering } from "./types.js";
 
 export const kindLowerings = new Map<string, KindLowering>([
   [`${SKEIN_GROUP}/Service`, lowerSkeinService],
   [`${SKEIN_GROUP}/Workload`, lowerSkeinWorkload],
+  [`${SKEIN_GROUP}/RateLimit`, lowerSkeinRateLimit],
   [`${NETWORKING_GROUP}/VirtualService`, lowerVirtualService],
   [`${NETWORKING_GROUP}/DestinationRule`, lowerDestinationRule],
   [`${NETWORKING_GROUP}/ServiceEntry`, lowerServiceEntry],

@@ -156,8 +156,10 @@ function plain(value: unknown): unknown {
 }
 
 function healthFlags(h: HostStatus): string {
-  if (h.healthy && !h.ejected) return "healthy";
+  if (h.healthy && !h.ejected && !h.activeHealthCheckFailed) return "healthy";
   let out = "";
+  if (h.activeHealthCheckFailed) out += "/failed_active_hc";
+  if (h.activeHealthCheckPending) out += "/pending_active_hc";
   if (!h.healthy) out += "/failed_eds_health";
   if (h.ejected) out += "/failed_outlier_check";
   return out;

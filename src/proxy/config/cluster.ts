@@ -74,7 +74,7 @@ function circuitBreakers(c: Cluster__Output, at: At): CircuitBreakers {
 }
 
 // The success-rate and failure-percentage detectors' tuning only matters when they are enforced, which is
-// refused below; jitter and active-health-check un-ejection only shift timing.
+// refused below; jitter only shifts timing.
 const OUTLIER_FIELDS = names(
   "consecutive_5xx",
   "interval",
@@ -144,6 +144,8 @@ function outlierDetection(o: OutlierDetection__Output, at: At): OutlierDetection
     ),
     maxEjectionTimeMs: positiveDurationMs(o.maxEjectionTime, at.field("maxEjectionTime"), 300_000),
   };
+  if (o.successfulActiveHealthCheckUnejectHost?.value === false)
+    out.successfulActiveHealthCheckUnejectHost = false;
   if (o.splitExternalLocalOriginErrors) {
     out.splitExternalLocalOriginErrors = true;
     out.consecutiveLocalOriginFailure = wrapped(o.consecutiveLocalOriginFailure, 5);
@@ -156,8 +158,8 @@ function outlierDetection(o: OutlierDetection__Output, at: At): OutlierDetection
   return out;
 }
 
-// Jitter, no-traffic and edge intervals only shift when checks run; event logs are telemetry;
-// reuse_connection is how the checker keeps its connection.
+// Jitter, no-traffic and edge intervals only shift when checks run (the sidecar checks every `interval`);
+// event logs are telemetry; reuse_connection is how the checker keeps its connection.
 const HEALTH_CHECK_FIELDS = names(
   "timeout",
   "interval",

@@ -166,9 +166,15 @@ const DENOMINATOR: Record<string, number> = {
 /** A FractionalPercent as a percentage in [0, 100]; Envoy caps the numerator at the denominator. Unset: 0. */
 export function percentOf(f: FractionalPercentLike | undefined, at: At): number {
   if (!f) return 0;
-  const denominator = DENOMINATOR[String(f.denominator ?? "HUNDRED")];
-  if (denominator === undefined) return at.invalid(`unknown denominator ${String(f.denominator)}`);
+  const denominator = denominatorOf(f, at);
   return (Math.min(f.numerator ?? 0, denominator) / denominator) * 100;
+}
+
+/** A FractionalPercent's denominator as a number (100 when unset). */
+export function denominatorOf(f: FractionalPercentLike | undefined, at: At): number {
+  const denominator = DENOMINATOR[String(f?.denominator ?? "HUNDRED")];
+  if (denominator === undefined) return at.invalid(`unknown denominator ${String(f?.denominator)}`);
+  return denominator;
 }
 
 /** An Any that arrived inside a resource: its message type's full name and the decoded message. */

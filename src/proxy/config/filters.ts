@@ -1,17 +1,20 @@
-// The HTTP filters the Skein sidecar runs (router, fault, cors): their typed_config in a connection manager's
-// http_filters, and their per-route typed_per_filter_config, compiled into tagged plain objects. Anything else
-// is refused unless the control plane marked it optional.
+// The HTTP filters the Skein sidecar runs (router, fault, cors, local_ratelimit): their typed_config in a
+// connection manager's http_filters, and their per-route typed_per_filter_config, compiled into tagged plain
+// objects. Anything else is refused unless the control plane marked it optional.
 import type { FaultDelay__Output } from "../../xds/generated/envoy/extensions/filters/common/fault/v3/FaultDelay.js";
 import type { CorsPolicy__Output } from "../../xds/generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js";
 import type { FaultAbort__Output } from "../../xds/generated/envoy/extensions/filters/http/fault/v3/FaultAbort.js";
 import type { HTTPFault__Output } from "../../xds/generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js";
 import type { Router__Output } from "../../xds/generated/envoy/extensions/filters/http/router/v3/Router.js";
 import type { HttpFilter__Output } from "../../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
+import { LOCAL_RATE_LIMIT_TYPE, type LocalRateLimit__Output } from "../../xds/local-ratelimit.js";
+import { messageType } from "../../xds/protos.js";
 import { ProxyConfigCodes } from "./codes.js";
 import {
   type At,
   anyTypeName,
   decodeAny,
+  denominatorOf,
   names,
   onlyFields,
   percentOf,
@@ -25,6 +28,7 @@ import type {
   FaultConfig,
   HttpFilter,
   HttpFilterConfig,
+  LocalRateLimitConfig,
   RouterConfig,
 } from "./types.js";
 
@@ -78,7 +82,8 @@ const ABORT_FIELDS = names("httpStatus", "grpcStatus", "headerAbort", "percentag
 function faultDelay(d: FaultDelay__Output, at: At): NonNullable<FaultConfig["delay"]> {
   onlyFields("envoy.extensions.filters.common.fault.v3.FaultDelay", d, DELAY_FIELDS, at);
   const percentage = percentOf(d.percentage, at.field("percentage"));
-  if (d.faultDelaySecifier === "headerDelay") return { fromHeader: true, percentage };
+  if (d.faultDelaySecifier === "headerDelay")
+    return { fromHeader: true, percentage, denominator: denominatorOf(d.percentage ?? undefined, at) };
   if (d.faultDelaySecifier !== "fixedDelay") return at.invalid("fixed_delay or header_delay is required");
   return {
     fixedDelayMs: positiveDurationMs(d.fixedDelay, at.field("fixedDelay")),
@@ -100,7 +105,7 @@ function faultAbort(a: FaultAbort__Output, at: At): NonNullable<FaultConfig["abo
     case "grpcStatus":
       return { grpcStatus: a.grpcStatus ?? 0, fromHeader: false, percentage };
     case "headerAbort":
-      return { fromHeader: true, percentage };
+      return { fromHeader: true, percentage, denominator: denominatorOf(a.percentage ?? undefined, at) };
     default:
       return at.invalid("http_status, grpc_status or header_abort is required");
   }
@@ -172,12 +177,95 @@ function compileCorsFilter(m: Record<string, unknown>, at: At): CorsFilterConfig
   return { kind: "cors-filter" };
 }
 
+// Descriptors, per-connection buckets, the local-cluster share and header additions are refused below; stage
+// and always_consume_default_token_bucket only matter with descriptors; vh_rate_limits with route actions.
+const LOCAL_RATE_LIMIT_FIELDS = names(
+  "statPrefix",
+  "status",
+  "tokenBucket",
+  "filterEnabled",
+  "filterEnforced",
+  "enableXRatelimitHeaders",
+  "rateLimitedAsResourceExhausted",
+  "stage",
+  "alwaysConsumeDefaultTokenBucket",
+  "vhRateLimits",
+);
+const TOKEN_BUCKET_FIELDS = names("maxTokens", "tokensPerFill", "fillInterval");
+
+/** A RuntimeFractionalPercent as a probability; unset is Envoy's local rate limit default, 0 (off). */
+function runtimeFraction(f: { defaultValue: unknown; runtimeKey: string } | null, at: At): number {
+  if (!f) return 0;
+  onlyFields("envoy.config.core.v3.RuntimeFractionalPercent", f, names("defaultValue", "runtimeKey"), at);
+  if (!f.defaultValue) return at.field("defaultValue").invalid("is required");
+  return percentOf(f.defaultValue as Parameters<typeof percentOf>[0], at.field("defaultValue")) / 100;
+}
+
+/** envoy.type.v3.StatusCode by enum name (as decoded) or number. */
+function statusCode(code: string, at: At): number {
+  const n = Number(code);
+  if (Number.isInteger(n)) return n;
+  const field = messageType("envoy.type.v3.HttpStatus").fields.code;
+  const values = (field?.resolve().resolvedType as { values?: Record<string, number> } | null)?.values;
+  const v = values?.[code];
+  return v === undefined ? at.invalid(`unknown status code ${code}`) : v;
+}
+
+/** Envoy LocalRateLimit → LocalRateLimitConfig (the filter's config and a per-route override alike). */
+export function compileLocalRateLimit(m: LocalRateLimit__Output, at: At): LocalRateLimitConfig {
+  if (m.descriptors.length > 0)
+    at.field("descriptors").unsupported(
+      "rate limit descriptors are not supported by the Skein sidecar; give each route its own token_bucket",
+    );
+  if (m.localRateLimitPerDownstreamConnection)
+    at.field("localRateLimitPerDownstreamConnection").unsupported(
+      "per-connection token buckets are not supported by the Skein sidecar",
+    );
+  if (m.localClusterRateLimit)
+    at.field("localClusterRateLimit").unsupported(
+      "sharing a limit across the local cluster is not supported by the Skein sidecar",
+    );
+  if (m.responseHeadersToAdd.length > 0 || m.requestHeadersToAddWhenNotEnforced.length > 0)
+    at.unsupported(
+      "response_headers_to_add and request_headers_to_add_when_not_enforced are not supported by the Skein sidecar's local rate limit",
+    );
+  onlyFields(LOCAL_RATE_LIMIT_TYPE, m, LOCAL_RATE_LIMIT_FIELDS, at);
+  if (!m.statPrefix) at.field("statPrefix").invalid("must not be empty");
+  const out: LocalRateLimitConfig = {
+    kind: "local-ratelimit",
+    statPrefix: m.statPrefix,
+    enabled: runtimeFraction(m.filterEnabled, at.field("filterEnabled")),
+    enforced: runtimeFraction(m.filterEnforced, at.field("filterEnforced")),
+    status: 429,
+    xRateLimitHeaders: m.enableXRatelimitHeaders === "DRAFT_VERSION_03",
+    grpcResourceExhausted: m.rateLimitedAsResourceExhausted === true,
+  };
+  if (m.status) {
+    const code = statusCode(String(m.status.code), at.field("status").field("code"));
+    // Envoy: codes below 400 mean the default.
+    if (code >= 400) out.status = code;
+  }
+  const t = m.tokenBucket;
+  if (t) {
+    const tat = at.field("tokenBucket");
+    onlyFields("envoy.type.v3.TokenBucket", t, TOKEN_BUCKET_FIELDS, tat);
+    if (!t.maxTokens) tat.field("maxTokens").invalid("must be greater than 0");
+    const tokensPerFill = wrapped(t.tokensPerFill, 1);
+    if (tokensPerFill < 1) tat.field("tokensPerFill").invalid("must be greater than 0");
+    const fillIntervalMs = positiveDurationMs(t.fillInterval, tat.field("fillInterval"));
+    if (fillIntervalMs < 50) tat.field("fillInterval").invalid("must be at least 50ms");
+    out.tokenBucket = { maxTokens: t.maxTokens, tokensPerFill, fillIntervalMs };
+  }
+  return out;
+}
+
 type FilterCompiler = (message: Record<string, unknown>, at: At) => HttpFilterConfig;
 
 const HTTP_FILTERS: Record<string, FilterCompiler> = {
   [ROUTER_TYPE]: (m, at) => compileRouter(m as unknown as Router__Output, at),
   [FAULT_TYPE]: (m, at) => compileFault(m as unknown as HTTPFault__Output, at),
   [CORS_TYPE]: compileCorsFilter,
+  [LOCAL_RATE_LIMIT_TYPE]: (m, at) => compileLocalRateLimit(m as unknown as LocalRateLimit__Output, at),
 };
 
 const HTTP_FILTER_FIELDS = names("name", "typedConfig", "isOptional");
@@ -213,7 +301,7 @@ export function compileHttpFilters(filters: readonly HttpFilter__Output[], at: A
     if (!compile) {
       if (f.isOptional) continue; // Envoy skips optional filters it does not know.
       return fat.unsupported(
-        `unsupported HTTP filter ${f.name} (${typeName || "no type"}); the Skein sidecar runs router, fault and cors (mark a filter is_optional to let it be skipped)`,
+        `unsupported HTTP filter ${f.name} (${typeName || "no type"}); the Skein sidecar runs router, fault, cors and local_ratelimit (mark a filter is_optional to let it be skipped)`,
       );
     }
     if (routerIndex >= 0)
@@ -230,11 +318,17 @@ export function compileHttpFilters(filters: readonly HttpFilter__Output[], at: A
 type AnyLike = { type_url?: string; typeUrl?: string; value?: Uint8Array | null };
 
 /** One typed_per_filter_config entry; undefined when it is an optional config the sidecar does not know. */
-function perFilterConfig(any: AnyLike, at: At, optional = false): FaultConfig | CorsConfig | undefined {
+function perFilterConfig(
+  any: AnyLike,
+  at: At,
+  optional = false,
+): FaultConfig | CorsConfig | LocalRateLimitConfig | undefined {
   const decoded = decodeAny(any, at);
   switch (decoded.typeName) {
     case FAULT_TYPE:
       return compileFault(decoded.message as unknown as HTTPFault__Output, at);
+    case LOCAL_RATE_LIMIT_TYPE:
+      return compileLocalRateLimit(decoded.message as unknown as LocalRateLimit__Output, at);
     case CORS_POLICY_TYPE:
       return compileCorsPolicy(decoded.message as unknown as CorsPolicy__Output, at);
     case FILTER_CONFIG_TYPE: {
@@ -253,12 +347,12 @@ function perFilterConfig(any: AnyLike, at: At, optional = false): FaultConfig | 
     default:
       if (optional) return undefined;
       return at.unsupported(
-        `unsupported per-route filter config ${decoded.typeName}; the Skein sidecar takes fault (HTTPFault) and cors (CorsPolicy) overrides`,
+        `unsupported per-route filter config ${decoded.typeName}; the Skein sidecar takes fault (HTTPFault), cors (CorsPolicy) and local_ratelimit (LocalRateLimit) overrides`,
       );
   }
 }
 
-/** typed_per_filter_config → filter name → FaultConfig | CorsConfig. */
+/** typed_per_filter_config → filter name → FaultConfig | CorsConfig | LocalRateLimitConfig. */
 export function compilePerFilterConfig(
   map: Readonly<Record<string, AnyLike>> | null | undefined,
   at: At,

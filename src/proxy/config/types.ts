@@ -134,7 +134,7 @@ export interface Route {
   responseHeaders: HeaderMutation;
   /**
    * typed_per_filter_config, decoded and compiled per filter name (the name the HTTP filter has in the connection
-   * manager): a FaultConfig or CorsConfig, tagged by `kind`.
+   * manager): a FaultConfig, CorsConfig or LocalRateLimitConfig, tagged by `kind`.
    */
   filterConfig: Map<string, unknown>;
 }
@@ -190,10 +190,19 @@ export interface RouterConfig {
  */
 export interface FaultConfig {
   kind: "fault";
-  /** fixedDelayMs, or the delay from the x-envoy-fault-delay-request header (header_delay). */
-  delay?: { fixedDelayMs?: number; fromHeader: boolean; percentage: number };
+  /**
+   * fixedDelayMs, or the delay from the x-envoy-fault-delay-request header (header_delay). Header-controlled
+   * faults keep their percentage's denominator: x-envoy-fault-*-percentage headers are numerators over it.
+   */
+  delay?: { fixedDelayMs?: number; fromHeader: boolean; percentage: number; denominator?: number };
   /** httpStatus or grpcStatus, or the status from x-envoy-fault-abort(-grpc)-request (header_abort). */
-  abort?: { httpStatus?: number; grpcStatus?: number; fromHeader: boolean; percentage: number };
+  abort?: {
+    httpStatus?: number;
+    grpcStatus?: number;
+    fromHeader: boolean;
+    percentage: number;
+    denominator?: number;
+  };
   /** Faults only for requests matching all of these. */
   headers: HeaderMatcher[];
   /** Faults only when x-envoy-downstream-service-cluster is one of these (empty: any). */
@@ -227,7 +236,27 @@ export interface CorsFilterConfig {
   kind: "cors-filter";
 }
 
-export type HttpFilterConfig = RouterConfig | FaultConfig | CorsFilterConfig;
+/**
+ * Envoy's LocalRateLimit, as the filter's config (usually without a bucket: limiting nothing) or a per-route
+ * override (with the route's own bucket, which replaces the filter's).
+ */
+export interface LocalRateLimitConfig {
+  kind: "local-ratelimit";
+  statPrefix: string;
+  /** Starts full; every fillIntervalMs, tokensPerFill come back, up to maxTokens. Absent: no limit. */
+  tokenBucket?: { maxTokens: number; tokensPerFill: number; fillIntervalMs: number };
+  /** filter_enabled and filter_enforced as probabilities in [0, 1] (Envoy's default when unset: 0, off). */
+  enabled: number;
+  enforced: number;
+  /** The status of a limited response (default 429). */
+  status: number;
+  /** enable_x_ratelimit_headers DRAFT_VERSION_03: x-ratelimit-limit, -remaining and -reset on responses. */
+  xRateLimitHeaders: boolean;
+  /** Limited gRPC requests get RESOURCE_EXHAUSTED instead of UNAVAILABLE. */
+  grpcResourceExhausted: boolean;
+}
+
+export type HttpFilterConfig = RouterConfig | FaultConfig | CorsFilterConfig | LocalRateLimitConfig;
 
 export interface HttpListenerConfig {
   kind: "http";
@@ -292,6 +321,8 @@ export interface OutlierDetection {
   enforcingConsecutiveLocalOriginFailure?: number;
   /** Cap on the ejection time, which grows with each ejection (Envoy default 300 s). */
   maxEjectionTimeMs?: number;
+  /** Set (to false) only when a passing active health check must not return an ejected host (default true). */
+  successfulActiveHealthCheckUnejectHost?: boolean;
 }
 
 /** An active health check (Envoy HealthCheck). */

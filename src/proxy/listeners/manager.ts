@@ -2,6 +2,7 @@
 // drains removed ones, and swaps the config of a listener whose address:port and kind are unchanged in
 // place, so its socket and open connections survive. Also the whole-proxy drain (/quitquitquit, SIGTERM).
 import type { Listener, RouteTable, RuntimeConfig } from "../config/types.js";
+import { registerBuiltinFilters } from "../filters/index.js";
 import { FilterChain, FilterRegistry, ROUTER_FILTER } from "../router/chain.js";
 import { createRouterFilter } from "../router/router.js";
 import { Stats } from "../router/stats.js";
@@ -22,7 +23,7 @@ export interface ListenerManagerOptions {
   clusters: ClusterManager;
   /** Shared with the admin server; a new one by default. */
   stats?: Stats;
-  /** Filter factories by Envoy name; the router is always registered. */
+  /** Filter factories by Envoy name; the router is always registered. Default: the sidecar's built-in filters. */
   registry?: FilterRegistry;
   /** Uniform in [0, 1); Math.random by default. */
   random?: () => number;
@@ -75,7 +76,7 @@ export class ListenerManager {
 
   constructor(opts: ListenerManagerOptions) {
     this.stats = opts.stats ?? new Stats();
-    this.registry = opts.registry ?? new FilterRegistry();
+    this.registry = opts.registry ?? registerBuiltinFilters(new FilterRegistry());
     if (!this.registry.has(ROUTER_FILTER)) this.registry.register(ROUTER_FILTER, createRouterFilter);
     this.removedDrainMs = opts.removedListenerDrainMs ?? 10_000;
     this.ctx = {
@@ -176,7 +177,11 @@ export class ListenerManager {
 
   private compileChain(l: Listener, result: ApplyResult): FilterChain {
     if (l.config.kind !== "http") throw new Error("not an HTTP listener");
-    const chain = FilterChain.compile(l.config.filters, this.registry, this.ctx);
+    // Filters name their stats after the listener's stat prefix, as Envoy's do.
+    const chain = FilterChain.compile(l.config.filters, this.registry, {
+      ...this.ctx,
+      statPrefix: l.config.statPrefix,
+    });
     if (chain.skipped.length > 0)
       result.skippedFilters.push({ listener: l.name, filters: [...chain.skipped] });
     return chain;

@@ -42,6 +42,12 @@ export class RequestBody {
     return this.ended;
   }
 
+  /** The whole body as one buffer, once it has arrived and if it fitted the limit (request mirroring). */
+  buffered(): Buffer | undefined {
+    if (!this.ended || this.overflowed) return undefined;
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+  }
+
   /** A stream of the whole body for a new attempt; the previous attempt's stream is detached. */
   open(): Readable {
     if (this.reader) this.reader.detach();

@@ -70,6 +70,7 @@ const ENVOY_NAME_BY_KIND: Readonly<Record<string, string>> = {
   router: ROUTER_FILTER,
   fault: "envoy.filters.http.fault",
   "cors-filter": "envoy.filters.http.cors",
+  "local-ratelimit": "envoy.filters.http.local_ratelimit",
 };
 
 export class FilterRegistry {

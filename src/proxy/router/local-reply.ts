@@ -141,6 +141,39 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
+/** Envoy's Grpc::Utility::grpcToHttpStatus, for outlier detection of gRPC responses and gRPC faults seen by HTTP clients. */
+export function grpcToHttpStatus(status: number): number {
+  switch (status) {
+    case 0:
+      return 200;
+    case 1:
+      return 499;
+    case 3:
+    case 9:
+    case 11:
+      return 400;
+    case 4:
+      return 504;
+    case 5:
+      return 404;
+    case 6:
+    case 10:
+      return 409;
+    case 7:
+      return 403;
+    case 8:
+      return 429;
+    case 12:
+      return 501;
+    case 14:
+      return 503;
+    case 16:
+      return 401;
+    default:
+      return 500;
+  }
+}
+
 /** gRPC (and gRPC-Web) requests are recognised by content type, as Envoy's Grpc::Common::isGrpcRequestHeaders. */
 export function isGrpc(contentType: string | string[] | undefined): boolean {
   const ct = typeof contentType === "string" ? contentType : contentType?.[0];

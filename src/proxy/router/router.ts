@@ -40,6 +40,7 @@ import {
   upstreamRequestHeaders,
 } from "./headers.js";
 import {
+  grpcToHttpStatus,
   httpToGrpcStatus,
   isGrpc,
   type LocalReply,
@@ -146,39 +147,6 @@ export function rewritePath(route: Route, action: RouteAction, path: string): st
     return path.slice(0, q).replace(rr.regex, rr.substitution) + path.slice(q);
   }
   return path;
-}
-
-/** Envoy's Grpc::Utility::grpcToHttpStatus, for outlier detection of gRPC responses. */
-function grpcToHttp(status: number): number {
-  switch (status) {
-    case 0:
-      return 200;
-    case 1:
-      return 499;
-    case 3:
-    case 9:
-    case 11:
-      return 400;
-    case 4:
-      return 504;
-    case 5:
-      return 404;
-    case 6:
-    case 10:
-      return 409;
-    case 7:
-      return 403;
-    case 8:
-      return 429;
-    case 12:
-      return 501;
-    case 14:
-      return 503;
-    case 16:
-      return 401;
-    default:
-      return 500;
-  }
 }
 
 function grpcStatusOf(v: string | string[] | undefined): number | undefined {
@@ -398,15 +366,19 @@ class UpstreamCall {
       if (this.downstreamGone) return StopIteration;
       if (this.expired) return this.fail(this.expired);
       const attempt = ++info.attempts;
+      // The previous attempt is over: timers firing from now on must not abort its discarded response.
+      this.attempt = undefined;
       this.perTryTimedOut = false;
       this.armPerTry();
       if (faults !== undefined) {
-        const injected = await this.injectFaults(faults);
+        let injected = this.injectFaults(faults);
+        if (injected instanceof Promise) injected = await injected;
         if (this.downstreamGone) return StopIteration;
         if (this.expired) return this.fail(this.expired);
         if (this.perTryTimedOut) {
           // A delay outlasted the per-try timeout: the attempt timed out, as a slow upstream's would.
           this.clearPerTry();
+          this.releaseRetrySlot();
           if (policy && retriableTimeout(policy) && this.mayRetry(retries)) {
             retries++;
             await this.backoff(retries);
@@ -415,7 +387,9 @@ class UpstreamCall {
           return this.fail(Replies.perTryTimeout);
         }
         if (injected !== undefined) {
+          // The attempt ended here: a retry slot it held is free again, as after an upstream answer.
           this.clearPerTry();
+          this.releaseRetrySlot();
           if (policy && this.faultRetriable(policy, injected) && this.mayRetry(retries)) {
             retries++;
             await this.backoff(retries);
@@ -475,7 +449,7 @@ class UpstreamCall {
         this.clearPerTry();
         host.report({
           kind: "response",
-          status: grpc && grpcInHeaders !== undefined ? grpcToHttp(grpcInHeaders) : status,
+          status: grpc && grpcInHeaders !== undefined ? grpcToHttpStatus(grpcInHeaders) : status,
         });
         cstats.responded(status);
         discard(res);
@@ -516,7 +490,7 @@ class UpstreamCall {
           const g = grpcStatusOf(trailersOnly["grpc-status"]);
           if (g !== undefined && retriableGrpc(policy, g) && this.mayRetry(retries)) {
             this.clearPerTry();
-            host.report({ kind: "response", status: grpcToHttp(g) });
+            host.report({ kind: "response", status: grpcToHttpStatus(g) });
             cstats.responded(status);
             retries++;
             await this.backoff(retries);
@@ -534,23 +508,40 @@ class UpstreamCall {
    * per-try timeouts keep running, so a long delay times out as a slow upstream would), then returns an
    * injected abort, if any. The caller checks what happened meanwhile (expired, per-try, downstream gone).
    */
-  private async injectFaults(set: AttemptFilters): Promise<LocalReply | undefined> {
+  private injectFaults(
+    set: AttemptFilters,
+    from = 0,
+  ): LocalReply | undefined | Promise<LocalReply | undefined> {
     const req = this.req;
     const cluster = (this.wc as WeightedCluster).name;
     const filters = set.filters;
-    for (let i = 0; i < filters.length; i++) {
+    for (let i = from; i < filters.length; i++) {
       const f = filters[i] as (typeof filters)[number];
       const perRoute = req.perFilterConfig(set.names[i] as string);
       const delay = f.attemptDelay(req, perRoute, cluster);
-      if (delay > 0) {
-        await this.hold(delay);
-        f.attemptDelayEnded(req);
-        if (this.expired || this.perTryTimedOut || this.downstreamGone) return undefined;
-      }
+      // Only a delay makes this asynchronous: attempts without faults pay for no promise.
+      if (delay > 0) return this.injectAfterDelay(set, i, delay);
       const abort = f.attemptAbort(req, perRoute, cluster);
       if (abort !== undefined) return abort;
     }
     return undefined;
+  }
+
+  private async injectAfterDelay(
+    set: AttemptFilters,
+    i: number,
+    delay: number,
+  ): Promise<LocalReply | undefined> {
+    const f = set.filters[i] as AttemptFilters["filters"][number];
+    await this.hold(delay);
+    f.attemptDelayEnded(this.req);
+    if (this.expired || this.perTryTimedOut || this.downstreamGone) return undefined;
+    const abort = f.attemptAbort(
+      this.req,
+      this.req.perFilterConfig(set.names[i] as string),
+      (this.wc as WeightedCluster).name,
+    );
+    return abort ?? this.injectFaults(set, i + 1);
   }
 
   /** An injected abort is retried when the status it stands for would be (gRPC requests read grpc-status). */
@@ -625,7 +616,7 @@ class UpstreamCall {
       }
       const g = grpcStatusOf(headers["grpc-status"]);
       info.grpcStatus = g;
-      host.report({ kind: "response", status: g !== undefined ? grpcToHttp(g) : status });
+      host.report({ kind: "response", status: g !== undefined ? grpcToHttpStatus(g) : status });
       req.sendHeaders(status, headers, true);
       body.resume();
       return Promise.resolve(StopIteration);
@@ -662,7 +653,7 @@ class UpstreamCall {
             if (grpc) {
               const g = grpcStatusOf(t["grpc-status"]);
               info.grpcStatus = g;
-              host.report({ kind: "response", status: g !== undefined ? grpcToHttp(g) : status });
+              host.report({ kind: "response", status: g !== undefined ? grpcToHttpStatus(g) : status });
             }
             req.end(forwardableTrailers(t));
             finish();
@@ -813,6 +804,7 @@ class UpstreamCall {
       const host = cluster?.pick(NO_PICK);
       if (!cluster || !host) continue;
       const headers = { ...this.headers };
+      delete headers["x-envoy-attempt-count"];
       const shadow = new ShadowExchange(host);
       host
         .request({

@@ -1,10 +1,12 @@
 // One upstream cluster: its hosts (from EDS, or inline for STATIC / STRICT_DNS / LOGICAL_DNS), the load
-// balancer over them, circuit-breaker counters, retry budget and outlier detection. Config and endpoint
-// updates apply in place: hosts whose address:port stays keep their pools, counters and ejection state.
+// balancer over them, circuit-breaker counters, retry budget, outlier detection and active health checks.
+// Config and endpoint updates apply in place: hosts whose address:port stays keep their pools, counters,
+// ejection and health-check state.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Cluster, Endpoint } from "../config/types.js";
 import { createBalancer, type HostSets, type LoadBalancer } from "./balancers.js";
+import { HealthChecker } from "./health-check.js";
 import { type HostCluster, hostKey, UpstreamHost } from "./host.js";
 import { OutlierDetector } from "./outlier.js";
 import type { ClusterStats, HostOutcome, HostStatus, PickContext, UpstreamCluster } from "./types.js";
@@ -56,6 +58,7 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
   private readonly sets: { all: UpstreamHost[]; available: UpstreamHost[] } = { all: [], available: [] };
   private balancer: LoadBalancer<UpstreamHost>;
   private outlier: OutlierDetector<UpstreamHost> | undefined;
+  private checker: HealthChecker<UpstreamHost> | undefined;
   private readonly draining = new Set<Promise<void>>();
   private readonly drainingHosts = new Set<UpstreamHost>();
   private dnsTimer: NodeJS.Timeout | undefined;
@@ -112,7 +115,7 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
     let healthy = 0;
     let ejected = 0;
     for (const h of this.hostList) {
-      if (h.healthy) healthy++;
+      if (h.healthy && !h.hcFailed) healthy++;
       if (h.ejected) ejected++;
     }
     return {
@@ -135,10 +138,22 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
     this.refreshAvailable();
   }
 
+  /** Active health checking failed a host or passed it again. */
+  healthCheckChanged(): void {
+    this.refreshAvailable();
+  }
+
+  healthCheckPassed(host: UpstreamHost): void {
+    if (this.outlier && this.config.outlierDetection?.successfulActiveHealthCheckUnejectHost !== false)
+      this.outlier.uneject(host);
+  }
+
   /** Removed from CDS: no new DNS work, drain every pool; resolves once in-flight requests have finished. */
   close(): Promise<void> {
     this.closed = true;
     this.stopDns();
+    this.checker?.close();
+    this.checker = undefined;
     if (this.outlier) {
       this.stats.ejectionsTotal += this.outlier.ejectionsTotal;
       this.outlier.close();
@@ -181,6 +196,19 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
       this.outlier = undefined;
       for (const h of this.hostList) h.ejected = false;
     }
+    const checks = config.healthChecks;
+    if (checks && checks.length > 0) {
+      if (this.checker) this.checker.setChecks(checks);
+      else this.checker = new HealthChecker(checks, this);
+    } else if (this.checker) {
+      // Checks turned off: only EDS and outlier detection decide from now on.
+      this.checker.close();
+      this.checker = undefined;
+      for (const h of this.hostList) {
+        h.hcFailed = false;
+        h.hcPending = false;
+      }
+    }
     const rebuild = first || prev.lbPolicy !== config.lbPolicy || prev.ringSize !== config.ringSize;
     if (config.type === "STRICT_DNS") {
       this.startDns(config);
@@ -213,6 +241,11 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
         h.priority = e.priority;
       } else {
         h = new UpstreamHost(this, e);
+        // As in Envoy, a host joining a health-checked cluster takes no traffic until a check passes.
+        if (this.checker) {
+          h.hcFailed = true;
+          h.hcPending = true;
+        }
         changed = true;
       }
       next.set(key, h);
@@ -229,6 +262,7 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
     } else changed = true;
     this.byKey = next;
     this.hostList = order;
+    this.checker?.sync();
     if (changed) {
       for (let i = 0; i < order.length; i++) (order[i] as UpstreamHost).lbIndex = i;
       this.sets.all = order;

@@ -310,7 +310,8 @@ class H2Exchange {
       this.settled = true;
       this.rejectFn(this.classify(new Error(`stream closed (rst code ${this.stream.rstCode})`)));
     }
-    this.latch.reject(this.classify(new Error("stream closed before its end")));
+    // Every stream closes, most after a normal end: build (and stack-trace) the error only when it is needed.
+    if (!this.latch.settled) this.latch.reject(this.classify(new Error("stream closed before its end")));
     this.conn.streamClosed();
     this.conn.pool.host.exchangeDone();
   }

@@ -1,11 +1,12 @@
 // One endpoint of a cluster: its pools (HTTP/1.1 and HTTP/2, opened on first use), raw TCP connections,
-// per-host counters and the outlier-detection state. Hosts survive EDS updates that keep their
-// address:port, so their connections and counters do too.
+// per-host counters, and its health as EDS, active health checks and outlier detection see it. Hosts survive
+// EDS updates that keep their address:port, so their connections, counters and health do too.
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Cluster, Endpoint } from "../config/types.js";
 import type { BalancedHost } from "./balancers.js";
 import { Http2Pool } from "./h2.js";
+import type { CheckedHost } from "./health-check.js";
 import type { OutlierHost } from "./outlier.js";
 import { abortReason, Http1Pool, openSocket, overflow, type PoolHost } from "./pool.js";
 import type {
@@ -33,7 +34,7 @@ export function hostKey(address: string, port: number): string {
   return `${address}:${port}`;
 }
 
-export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost {
+export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost, CheckedHost {
   readonly key: string;
   readonly address: string;
   readonly port: number;
@@ -60,6 +61,9 @@ export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost {
   consecutiveGatewayFailure = 0;
   consecutiveLocalOriginFailure = 0;
 
+  hcFailed = false;
+  hcPending = false;
+
   private h1: Http1Pool | undefined;
   private h2: Http2Pool | undefined;
   private readonly sockets = new Set<Socket>();
@@ -77,8 +81,9 @@ export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost {
     this.priority = endpoint.priority;
   }
 
+  /** EDS says healthy, every active health check passes, and outlier detection has not ejected it. */
   get available(): boolean {
-    return this.healthy && !this.ejected;
+    return this.healthy && !this.ejected && !this.hcFailed;
   }
 
   request(req: UpstreamRequest): Promise<UpstreamResponse> {
@@ -169,6 +174,8 @@ export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost {
       failures: this.failures,
       weight: this.weight,
       ejections: this.ejectionsTotal,
+      activeHealthCheckFailed: this.hcFailed,
+      activeHealthCheckPending: this.hcPending,
       overflows: this.overflows,
       connections: this.connections,
       connectFailures: this.connectFailures,

@@ -5,7 +5,7 @@
 import type { OutlierDetection } from "../config/types.js";
 import type { HostOutcome } from "./types.js";
 
-/** Envoy's max_ejection_time default; our config has no field for it. */
+/** Envoy's max_ejection_time default, for configs compiled without it. */
 const MAX_EJECTION_TIME_MS = 300_000;
 
 /** The per-host fields the detector keeps; hosts carry them directly, so no side object per host. */
@@ -75,6 +75,17 @@ export class OutlierDetector<H extends OutlierHost> {
     if (this.ejectedCount > 0) this.returnDue(this.now());
   }
 
+  /** A passing active health check returns an ejected host at once and clears its counts (Envoy's default). */
+  uneject(host: H): void {
+    if (!host.ejected) return;
+    host.consecutive5xx = 0;
+    host.consecutiveGatewayFailure = 0;
+    host.consecutiveLocalOriginFailure = 0;
+    host.ejected = false;
+    this.ejectedCount--;
+    this.cluster.ejectionChanged(host);
+  }
+
   /** A host left the cluster: drop it from the ejected count. */
   forget(host: H): void {
     if (host.ejected) {
@@ -105,7 +116,8 @@ export class OutlierDetector<H extends OutlierHost> {
 
   private ejectionTime(host: H): number {
     const base = this.config.baseEjectionTimeMs;
-    return Math.min(base * Math.max(1, host.ejectionMultiplier), Math.max(base, MAX_EJECTION_TIME_MS));
+    const max = this.config.maxEjectionTimeMs ?? MAX_EJECTION_TIME_MS;
+    return Math.min(base * Math.max(1, host.ejectionMultiplier), Math.max(base, max));
   }
 
   private eject(host: H, enforcingPercent: number): void {

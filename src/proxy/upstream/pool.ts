@@ -146,6 +146,11 @@ export class TrailerLatch {
     return this.promise;
   }
 
+  /** Resolved or rejected already: a later reject is a no-op, so callers can skip building its error. */
+  get settled(): boolean {
+    return this.state !== 0;
+  }
+
   resolve(h: Headers): void {
     if (this.state !== 0) return;
     this.state = 1;

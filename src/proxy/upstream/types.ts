@@ -102,6 +102,9 @@ export interface HostStatus {
   weight?: number;
   /** Times outlier detection ejected the host. */
   ejections?: number;
+  /** Active health checking: some check fails (or has not passed yet: pending). */
+  activeHealthCheckFailed?: boolean;
+  activeHealthCheckPending?: boolean;
   /** Requests refused by a circuit breaker (UO) while this host was chosen. */
   overflows?: number;
   /** Open connections (HTTP/1.1 connections, HTTP/2 sessions, raw TCP). */
@@ -114,7 +117,7 @@ export interface HostStatus {
  * updates; the others are gauges. Names follow Envoy's cluster stats where one exists.
  */
 export interface ClusterStats {
-  /** membership_total, membership_healthy (EDS health), membership_ejected (gauges). */
+  /** membership_total, membership_healthy (EDS health and active health checks), membership_ejected (gauges). */
   hosts: number;
   healthyHosts: number;
   ejectedHosts: number;

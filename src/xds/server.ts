@@ -391,18 +391,7 @@ class SotwStream extends AdsStream {
   }
 
   typeStatus(): Record<string, TypeStatus> {
-    const out: Record<string, TypeStatus> = {};
-    for (const [typeUrl, st] of this.types) {
-      out[typeUrl] = {
-        subscribed: [...(st.wildcard ? ["*"] : []), ...[...st.names].sort()],
-        sentVersion: st.sentVersion,
-        sentNonce: st.lastNonce,
-        ackedVersion: st.ackedVersion,
-        lastNack: st.lastNack,
-        awaitingAck: st.awaiting,
-      };
-    }
-    return out;
+    return typeStatusOf(this.types);
   }
 }
 
@@ -573,19 +562,37 @@ class DeltaStream extends AdsStream {
   }
 
   typeStatus(): Record<string, TypeStatus> {
-    const out: Record<string, TypeStatus> = {};
-    for (const [typeUrl, st] of this.types) {
-      out[typeUrl] = {
-        subscribed: [...(st.wildcard ? ["*"] : []), ...[...st.names].sort()],
-        sentVersion: st.sentVersion,
-        sentNonce: st.lastNonce,
-        ackedVersion: st.ackedVersion,
-        lastNack: st.lastNack,
-        awaitingAck: st.awaiting,
-      };
-    }
-    return out;
+    return typeStatusOf(this.types);
   }
+}
+
+/** The per-type state both stream kinds keep, as status(). */
+function typeStatusOf(
+  types: ReadonlyMap<
+    string,
+    {
+      wildcard: boolean;
+      names: ReadonlySet<string>;
+      sentVersion?: string;
+      lastNonce?: string;
+      ackedVersion?: string;
+      lastNack?: NackRecord;
+      awaiting: boolean;
+    }
+  >,
+): Record<string, TypeStatus> {
+  const out: Record<string, TypeStatus> = {};
+  for (const [typeUrl, st] of types) {
+    out[typeUrl] = {
+      subscribed: [...(st.wildcard ? ["*"] : []), ...[...st.names].sort()],
+      sentVersion: st.sentVersion,
+      sentNonce: st.lastNonce,
+      ackedVersion: st.ackedVersion,
+      lastNack: st.lastNack,
+      awaitingAck: st.awaiting,
+    };
+  }
+  return out;
 }
 
 // ---- the server ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from "../xds/protos.js";
 import { AdminServer } from "./admin/server.js";
 import { ConfigStore } from "./config/store.js";
 import { ListenerManager } from "./listeners/manager.js";
+import { type LocalNode, localNodeFrom } from "./node.js";
 import type { StreamInfo } from "./router/stream-info.js";
 import { createClusterManager } from "./upstream/cluster-manager.js";
 
@@ -29,6 +30,8 @@ export class Sidecar {
   readonly listeners: ListenerManager;
   readonly admin: AdminServer;
   readonly client: AdsClient;
+  /** This sidecar's workload, from the node it announces. */
+  readonly node: LocalNode;
   private readonly log: Logger;
   private applying: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -36,9 +39,11 @@ export class Sidecar {
 
   constructor(readonly options: SidecarOptions) {
     this.log = options.logger ?? createLogger("proxy");
+    this.node = localNodeFrom(options.node);
     this.listeners = new ListenerManager({
       clusters: this.clusters,
       onRequestComplete: options.onRequestComplete,
+      node: this.node,
     });
     this.client = new AdsClient({ address: options.xds, node: options.node, validate: this.store.validate });
     this.store.bind(this.client);

@@ -21,6 +21,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { type Duplex, PassThrough, type Readable } from "node:stream";
 import type { HttpListenerConfig, Listener, RouteTable } from "../config/types.js";
 import type { FilterChain } from "../router/chain.js";
+import { type ConnectionInfo, plaintextConnection } from "../router/connection.js";
 import type { DownstreamRequest, HttpConnectionManager } from "../router/downstream.js";
 import { applyMutation, type HeaderRecord } from "../router/headers.js";
 import { type LocalReply, Replies } from "../router/local-reply.js";
@@ -41,7 +42,11 @@ class DownstreamConnection {
   /** Requests (HTTP/1) or streams (HTTP/2) in flight. */
   active = 0;
   session: ServerHttp2Session | undefined;
-  constructor(readonly socket: Socket) {}
+  /** Addresses and TLS identity, shared by every request on the connection. */
+  info: ConnectionInfo;
+  constructor(readonly socket: Socket) {
+    this.info = plaintextConnection(socket);
+  }
 }
 
 type Target = { authority: string; path: string } | LocalReply;
@@ -298,6 +303,7 @@ export class HttpListener implements HttpConnectionManager {
       path,
       socket.remoteAddress ?? "",
     );
+    info.connection = conn?.info;
     const r = new Http1Request(this, info, authority, path, req, res, socket, body);
     if (!ok) {
       r.sendLocalReply(target);
@@ -414,6 +420,7 @@ export class HttpListener implements HttpConnectionManager {
       path,
       stream.session?.socket?.remoteAddress ?? "",
     );
+    info.connection = conn?.info;
     const r = new Http2Request(this, info, authority, path, headers, stream);
     if (method === "CONNECT") {
       r.sendLocalReply(Replies.connectNotAllowed);
@@ -455,6 +462,7 @@ export class HttpListener implements HttpConnectionManager {
       path,
       socket.remoteAddress ?? "",
     );
+    info.connection = this.conns.get(socket)?.info;
     const done = () => this.ctx.onRequestComplete?.(info);
     const fail = (reply: LocalReply) => {
       info.setFlag(reply.flag);

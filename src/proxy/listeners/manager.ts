@@ -3,6 +3,7 @@
 // place, so its socket and open connections survive. Also the whole-proxy drain (/quitquitquit, SIGTERM).
 import type { Listener, RouteTable, RuntimeConfig } from "../config/types.js";
 import { registerBuiltinFilters } from "../filters/index.js";
+import { type LocalNode, UNKNOWN_NODE } from "../node.js";
 import { FilterChain, FilterRegistry, ROUTER_FILTER } from "../router/chain.js";
 import { createRouterFilter } from "../router/router.js";
 import { Stats } from "../router/stats.js";
@@ -29,6 +30,8 @@ export interface ListenerManagerOptions {
   random?: () => number;
   /** Called once per finished request or TCP connection (access logs, metrics). */
   onRequestComplete?: (info: StreamInfo) => void;
+  /** The sidecar's own workload (default UNKNOWN_NODE). */
+  node?: LocalNode;
   /** How long a listener removed by LDS keeps serving its open connections (default 10 s). */
   removedListenerDrainMs?: number;
 }
@@ -86,6 +89,7 @@ export class ListenerManager {
       registry: this.registry,
       routes: () => this.routes,
       onRequestComplete: opts.onRequestComplete,
+      node: opts.node ?? UNKNOWN_NODE,
     };
   }
 
@@ -181,6 +185,7 @@ export class ListenerManager {
     const chain = FilterChain.compile(l.config.filters, this.registry, {
       ...this.ctx,
       statPrefix: l.config.statPrefix,
+      direction: l.direction,
     });
     if (chain.skipped.length > 0)
       result.skippedFilters.push({ listener: l.name, filters: [...chain.skipped] });

@@ -5,6 +5,7 @@
 // Skein's one departure: a filter may also act on each upstream attempt (AttemptFilter), which is how
 // faults apply per attempt with retries and timeouts still in force (docs/resilience.md).
 import type { HttpFilter } from "../config/types.js";
+import type { LocalNode } from "../node.js";
 import type { ClusterManager } from "../upstream/types.js";
 import type { DownstreamRequest } from "./downstream.js";
 import type { HeaderRecord } from "./headers.js";
@@ -58,6 +59,10 @@ export interface FilterContext {
   readonly random: () => number;
   /** The stat prefix of the listener the chain serves (filters name their stats under `http.<prefix>.`). */
   readonly statPrefix?: string;
+  /** The sidecar's own workload (telemetry labels, peer metadata); UNKNOWN_NODE when none was given. */
+  readonly node: LocalNode;
+  /** Whether the listener the chain serves is inbound (server side) or outbound (client side). */
+  readonly direction?: "inbound" | "outbound" | "unspecified";
 }
 
 /** Builds a filter from its compiled listener-level config (`HttpFilter.config`) and its chain name. */

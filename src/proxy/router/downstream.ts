@@ -5,6 +5,7 @@
 import type { Readable } from "node:stream";
 import type { HttpListenerConfig, Route, RouteTable, VirtualHost } from "../config/types.js";
 import type { AttemptFilters } from "./chain.js";
+import type { ConnectionInfo } from "./connection.js";
 import { applyMutation, type HeaderRecord, type IncomingHeaders } from "./headers.js";
 import { encodeGrpcMessage, httpToGrpcStatus, isGrpc, type LocalReply } from "./local-reply.js";
 import { type MatchableRequest, selectRoute, selectVirtualHost } from "./match.js";
@@ -73,6 +74,11 @@ export abstract class DownstreamRequest implements MatchableRequest {
   protected abstract writeEnd(trailers: HeaderRecord | undefined): void;
   /** Abandons the response: RST_STREAM on HTTP/2, closing the connection on HTTP/1. */
   protected abstract writeReset(): void;
+
+  /** The connection the request arrived on (TLS, verified peer principal); undefined only in unit tests. */
+  get connection(): ConnectionInfo | undefined {
+    return this.info.connection;
+  }
 
   /** Whether response headers went out (after that, errors can only reset the stream). */
   get responseStarted(): boolean {

@@ -1,5 +1,6 @@
 // What happened to one request, for access logs and metrics: Envoy's response flags and timings. The data
 // path fills it in as it goes and hands it to an optional completion hook; nothing here logs.
+import type { ConnectionInfo } from "./connection.js";
 
 /** Envoy response flags as bits, so setting one allocates nothing. */
 export const ResponseFlag = {
@@ -92,6 +93,10 @@ export class StreamInfo {
   /** When the last attempt was sent and its response headers arrived (offsets in ms; -1 never). */
   upstreamRequestStart = -1;
   upstreamResponseStart = -1;
+  /** The downstream connection (TLS, verified peer identity); set by the listener that accepted it. */
+  connection: ConnectionInfo | undefined;
+  /** The URI SAN of the upstream's certificate, verified, when the last attempt went over mutual TLS. */
+  upstreamPeerPrincipal: string | undefined;
   /** When the downstream request finished arriving and the response finished leaving. */
   downstreamRequestEnd = -1;
   downstreamResponseEnd = -1;

@@ -63,6 +63,11 @@ export interface SidecarSpec {
   appPorts?: Record<string, number>;
   /** Extra node flags (`--cpu-prof` and the like), placed before the CLI path. */
   nodeArgs?: string[];
+  /**
+   * Bootstrap token (`issueToken`) and the control plane's HTTP API: the sidecar gets its mTLS certificate
+   * from the CA, as under `skein run`, and is ready only once it has it. Without them it has no identity.
+   */
+  identity?: { token: string; ca: string };
 }
 
 export async function startSidecar(s: SidecarSpec, readyTimeoutMs = 15_000): Promise<Child> {
@@ -89,12 +94,31 @@ export async function startSidecar(s: SidecarSpec, readyTimeoutMs = 15_000): Pro
   const child = startChild(`sidecar ${s.name}`, process.execPath, args, {
     ...process.env,
     SKEIN_LOG_LEVEL: "warn",
+    // In the environment, as `skein run` passes them: not on the command line.
+    ...(s.identity && { SKEIN_BOOTSTRAP_TOKEN: s.identity.token, SKEIN_CA: s.identity.ca }),
   });
   await waitHttpOk(`http://${s.address}:15000/ready`, readyTimeoutMs, child);
   return child;
 }
 
-/** The bench namespace's server Service: one port per protocol, named for Istio's protocol selection. */
+/** A bootstrap token for one identity from the control plane's HTTP API (what `skein run` asks for). */
+export async function issueToken(http: string, serviceAccount: string): Promise<string> {
+  const res = await fetch(`${http}/api/v1/workloads/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ namespace: NAMESPACE, serviceAccount }),
+  });
+  const body = (await res.json()) as { token?: unknown };
+  if (res.status !== 201 || typeof body.token !== "string")
+    throw new Error(`token for ${NAMESPACE}/${serviceAccount}: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body.token;
+}
+
+/**
+ * The bench namespace's server Service: one port per protocol, named for Istio's protocol selection. Its
+ * PeerAuthentication is DISABLE, so the plaintext rows stay plaintext (a sidecar-registered workload would
+ * otherwise be PERMISSIVE and its clients would try automatic mTLS) and have no TLS inspector on the inbound.
+ */
 export const SERVER_SERVICE = `apiVersion: skein.dev/v1alpha1
 kind: Service
 metadata: { name: bench-server, namespace: ${NAMESPACE} }
@@ -104,6 +128,35 @@ spec:
     - { name: http, port: 8080 }
     - { name: http2, port: 8081 }
     - { name: grpc, port: 9090 }
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: { name: bench-server-plaintext, namespace: ${NAMESPACE} }
+spec:
+  selector: { matchLabels: { app: bench-server } }
+  mtls: { mode: DISABLE }
+`;
+
+/**
+ * The same server behind mutual TLS: Service `bench-server-mtls` with a STRICT PeerAuthentication (so
+ * plaintext is refused and a request that succeeds went over mTLS); its clients use automatic mTLS.
+ */
+export const MTLS_SERVER_SERVICE = `apiVersion: skein.dev/v1alpha1
+kind: Service
+metadata: { name: bench-server-mtls, namespace: ${NAMESPACE} }
+spec:
+  selector: { app: bench-server-mtls }
+  ports:
+    - { name: http, port: 8080 }
+    - { name: http2, port: 8081 }
+    - { name: grpc, port: 9090 }
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: { name: bench-server-mtls, namespace: ${NAMESPACE} }
+spec:
+  selector: { matchLabels: { app: bench-server-mtls } }
+  mtls: { mode: STRICT }
 `;
 
 /** `count` services, each with one static workload, to grow the mesh for the memory scenarios. */

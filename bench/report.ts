@@ -10,6 +10,8 @@ export interface ProcessCost {
 
 export interface ScenarioRun {
   scenario: string;
+  /** The plaintext scenario this one is compared with in the "against plaintext" table (the mTLS row). */
+  baseline?: string;
   hops: number;
   protocol: Protocol;
   /** "rate" runs come from bench/loadgen.ts; "saturation" from wrk, h2load or bench/loadgen.ts. */
@@ -45,6 +47,45 @@ export interface BenchResults {
 
 const ms = (us: number | undefined) => (us === undefined ? "–" : (us / 1000).toFixed(2));
 const plus = (us: number) => `${us >= 0 ? "+" : "−"}${(Math.abs(us) / 1000).toFixed(2)}`;
+
+const cpuSum = (x: ScenarioRun) => x.processes.reduce((a, p) => a + p.cpuSecondsPer1000, 0);
+
+/**
+ * Rows that name a baseline (mTLS against the same path in plaintext): what the difference alone costs, at each
+ * fixed rate (latency percentiles, CPU of all its proxies together) and at saturation (throughput).
+ */
+function againstBaseline(runs: ScenarioRun[]): string[] {
+  const pairs = runs.flatMap((x) => {
+    const b = x.baseline
+      ? runs.find(
+          (y) =>
+            y.scenario === x.baseline && y.protocol === x.protocol && y.mode === x.mode && y.rate === x.rate,
+        )
+      : undefined;
+    return b ? [{ x, b }] : [];
+  });
+  if (pairs.length === 0) return [];
+  const out = ["", "## mTLS against plaintext, same path", ""];
+  out.push(
+    "Each row against its plaintext counterpart in the same run. “vs plaintext” is the row's value minus the " +
+      "plaintext row's (latency, ms) or their ratio (CPU, summed over the row's proxy processes; throughput).",
+  );
+  out.push("");
+  out.push(
+    "| scenario | vs | protocol | load | p50 vs plaintext | p99 vs plaintext | CPU s / 1000 req, all proxies: plaintext → mTLS | CPU ratio | rps plaintext → mTLS | errors |",
+  );
+  out.push("|---|---|---|---|---|---|---|---|---|---|");
+  for (const { x, b } of pairs) {
+    const l = x.result.latencyUs;
+    const bl = b.result.latencyUs;
+    const d = (p: "p50" | "p99") => (l && bl ? plus(l[p] - bl[p]) : "–");
+    const [cx, cb] = [cpuSum(x), cpuSum(b)];
+    out.push(
+      `| ${x.scenario} | ${b.scenario} | ${x.protocol} | ${x.mode === "rate" ? `${x.rate} rps` : x.tool} | ${d("p50")} | ${d("p99")} | ${cb.toFixed(3)} → ${cx.toFixed(3)} | ${cb > 0 ? `×${(cx / cb).toFixed(2)}` : "–"} | ${b.result.achievedRps} → ${x.result.achievedRps} | ${x.result.errors} |`,
+    );
+  }
+  return out;
+}
 
 export function markdown(r: BenchResults): string {
   const out: string[] = [];
@@ -98,6 +139,8 @@ export function markdown(r: BenchResults): string {
       );
     }
   }
+
+  out.push(...againstBaseline(r.runs));
 
   const sat = r.runs.filter((x) => x.mode === "saturation");
   if (sat.length) {

@@ -1,14 +1,22 @@
 // `npm run bench` (`-- --quick` for a short pass): the whole benchmark matrix in one run, so ratios
 // between scenarios are fair. Starts the origin server, a control plane, two sidecars and the reference
 // proxies as separate processes on 127.0.x addresses, drives them, stops them all, and writes
-// bench/results/<date>[-quick].json and .md.
+// bench/results/<date>[-quick].json and .md. `--only <words,...>` runs only the data-plane scenarios whose
+// names contain one of the words (plus direct, and the plaintext row an mTLS row is compared with).
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ackLatency, memoryGrowth } from "./control-plane.js";
 import { type Protocol, runAtRate, runSaturation, type Target } from "./loadgen.js";
-import { NAMESPACE, SERVER_SERVICE, startControlPlane, startSidecar } from "./mesh.js";
+import {
+  issueToken,
+  MTLS_SERVER_SERVICE,
+  NAMESPACE,
+  SERVER_SERVICE,
+  startControlPlane,
+  startSidecar,
+} from "./mesh.js";
 import {
   type Child,
   formatResultFiles,
@@ -71,8 +79,23 @@ const QUICK: Plan = {
   growth: [10, 100],
 };
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const quick = args.has("--quick");
+/** `--only a,b` or `--only=a,b`: lower-case words a scenario name must contain one of. */
+const only = (() => {
+  const i = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
+  if (i < 0) return undefined;
+  const raw = argv[i]?.startsWith("--only=") ? argv[i]?.slice("--only=".length) : argv[i + 1];
+  const words = (raw ?? "")
+    .split(",")
+    .map((w) => w.trim().toLowerCase())
+    .filter(Boolean);
+  if (words.length === 0) throw new Error("--only needs a comma-separated list of scenario-name words");
+  return words;
+})();
+const wanted = (scenario: string) =>
+  !only || scenario === "direct" || only.some((w) => scenario.toLowerCase().includes(w));
 const plan = quick ? QUICK : FULL;
 const started = Date.now();
 const log = (m: string) =>
@@ -92,7 +115,13 @@ interface Scenario {
   targets: Record<Protocol, Endpoint>;
   /** The proxy processes this scenario goes through, by name; pids resolved when measured. */
   procs: { name: string; child: Child }[];
+  /** The plaintext scenario this one is compared with (kept under `--only` whenever this one is). */
+  baseline?: string;
 }
+
+/** The two-sidecar scenario with mutual TLS between the sidecars, and its plaintext counterpart. */
+const MTLS_SCENARIO = "skein 2 sidecars mTLS";
+const PLAIN_TWO_SIDECARS = "skein 2 sidecars";
 
 const CONNECTIONS: Record<Protocol, number> = { http1: 16, h2c: 2, grpc: 2 };
 const SATURATION_CONCURRENCY = 32;
@@ -139,7 +168,7 @@ async function dataPlane(results: BenchResults): Promise<void> {
   log("starting the origin server, control plane and sidecars");
   const origin = startChild("origin", process.execPath, ["--import", "tsx", join(here, "server.ts")]);
   const ports = JSON.parse(await origin.firstLine(20_000)) as { http1: number; h2c: number; grpc: number };
-  const cp = await startControlPlane({ "mesh.yaml": SERVER_SERVICE });
+  const cp = await startControlPlane({ "mesh.yaml": SERVER_SERVICE, "mtls.yaml": MTLS_SERVER_SERVICE });
   const serverSidecar = await startSidecar({
     name: "bench-server",
     address: "127.0.20.2",
@@ -154,6 +183,29 @@ async function dataPlane(results: BenchResults): Promise<void> {
     xds: cp.xds,
     labels: { app: "bench-client" },
   });
+  // mTLS pair: certificates from the control plane's CA with bootstrap tokens, as `skein run` starts them.
+  let mtls: { server: Child; client: Child } | undefined;
+  if (wanted(MTLS_SCENARIO)) {
+    const ca = cp.http;
+    mtls = {
+      server: await startSidecar({
+        name: "bench-server-mtls",
+        address: "127.0.20.4",
+        xds: cp.xds,
+        labels: { app: "bench-server-mtls" },
+        ports: { http: 8080, http2: 8081, grpc: 9090 },
+        appPorts: { http: ports.http1, http2: ports.h2c, grpc: ports.grpc },
+        identity: { token: await issueToken(cp.http, "bench-server-mtls"), ca },
+      }),
+      client: await startSidecar({
+        name: "bench-client-mtls",
+        address: "127.0.20.3",
+        xds: cp.xds,
+        labels: { app: "bench-client-mtls" },
+        identity: { token: await issueToken(cp.http, "bench-client-mtls"), ca },
+      }),
+    };
+  }
   // The client's sidecar learns the server's endpoint after the server's sidecar registered.
   await sleep(1500);
 
@@ -192,6 +244,21 @@ async function dataPlane(results: BenchResults): Promise<void> {
       ],
     },
   ];
+  if (mtls)
+    scenarios.push({
+      name: MTLS_SCENARIO,
+      hops: 2,
+      targets: {
+        http1: { host: "127.0.20.3", port: 15001, authority: `bench-server-mtls.${NAMESPACE}:8080` },
+        h2c: { host: "127.0.20.3", port: 15001, authority: `bench-server-mtls.${NAMESPACE}:8081` },
+        grpc: { host: "127.0.20.3", port: 15001, authority: `bench-server-mtls.${NAMESPACE}:9090` },
+      },
+      procs: [
+        { name: "client sidecar", child: mtls.client },
+        { name: "server sidecar", child: mtls.server },
+      ],
+      baseline: PLAIN_TWO_SIDECARS,
+    });
   const hopTargets = (address: string): Record<Protocol, Endpoint> => ({
     http1: { host: address, port: HOP_PORTS.http1, authority: `bench-server.${NAMESPACE}:8080` },
     h2c: { host: address, port: HOP_PORTS.h2c, authority: `bench-server.${NAMESPACE}:8081` },
@@ -202,7 +269,7 @@ async function dataPlane(results: BenchResults): Promise<void> {
     ["nginx", tools.nginx, startNginx, "127.0.30"],
     ["haproxy", tools.haproxy, startHaproxy, "127.0.40"],
   ] as const) {
-    if (!bin) continue;
+    if (!bin || !(wanted(`${kind} 1 hop`) || wanted(`${kind} 2 hops`))) continue;
     const server = start(bin, dir, `${kind}-server`, `${base}.2`, originUp);
     const client = start(bin, dir, `${kind}-client`, `${base}.1`, { host: `${base}.2`, ports: HOP_PORTS });
     for (const [c, a] of [
@@ -229,9 +296,18 @@ async function dataPlane(results: BenchResults): Promise<void> {
     );
   }
   results.notRun.push({
-    what: "mTLS scenarios (two sidecars with mTLS, and nginx/HAProxy with TLS between hops)",
-    why: "the sidecar has no mTLS yet (the security issue); they join the matrix when it lands",
+    what: "nginx/HAProxy with TLS between their hops (the reference for the mTLS row)",
+    why: "not built into the harness yet: it needs certificates for them and TLS configs in reference.ts",
   });
+  if (only) {
+    const keep = scenarios.filter(
+      (s) => wanted(s.name) || scenarios.some((o) => wanted(o.name) && o.baseline === s.name),
+    );
+    results.notes.push(
+      `Run with --only ${only.join(",")}: scenarios ${keep.map((s) => s.name).join(", ")} (the rest were not run).`,
+    );
+    scenarios.splice(0, scenarios.length, ...keep);
+  }
   results.notes.push(
     "nginx cannot speak h2c to an upstream: its h2c rows terminate HTTP/2 at the first hop and forward HTTP/1.1 keep-alive (gRPC uses grpc_pass, end-to-end HTTP/2). HAProxy and Skein keep h2c end to end.",
     "Each proxy process is single-threaded (Node.js sidecars; nginx worker_processes 1; HAProxy nbthread 1); nginx's CPU and memory include its master process.",
@@ -284,6 +360,7 @@ async function dataPlane(results: BenchResults): Promise<void> {
         const cpu1 = cpuOf(s.procs);
         const run: ScenarioRun = {
           scenario: s.name,
+          ...(s.baseline && { baseline: s.baseline }),
           hops: s.hops,
           protocol: p,
           mode: "rate",
@@ -356,6 +433,7 @@ async function dataPlane(results: BenchResults): Promise<void> {
       // h2load's CPU window includes its 1 s warm-up; its per-request CPU is therefore slightly high.
       results.runs.push({
         scenario: s.name,
+        ...(s.baseline && { baseline: s.baseline }),
         hops: s.hops,
         protocol: p,
         mode: "saturation",
@@ -383,7 +461,15 @@ async function dataPlane(results: BenchResults): Promise<void> {
     const m = treeMemory(processTree(c.pid));
     mem.push({
       name:
-        c === clientSidecar ? "skein client sidecar" : c === serverSidecar ? "skein server sidecar" : c.name,
+        c === clientSidecar
+          ? "skein client sidecar"
+          : c === serverSidecar
+            ? "skein server sidecar"
+            : c === mtls?.client
+              ? "skein client sidecar (mTLS)"
+              : c === mtls?.server
+                ? "skein server sidecar (mTLS)"
+                : c.name,
       restRssMiB: toMiB(rest.get(c) ?? 0),
       peakRssMiB: toMiB(m.hwmKiB),
       maxSampledRssMiB: toMiB(sampledMax.get(c) ?? 0),
@@ -445,7 +531,8 @@ async function main(): Promise<void> {
   results.durationS = (Date.now() - started) / 1000;
   const outDir = join(here, "results");
   mkdirSync(outDir, { recursive: true });
-  const base = join(outDir, `${date}${quick ? "-quick" : ""}`);
+  const suffix = only ? `-only-${only.join("-").replace(/[^a-z0-9]+/g, "-")}` : "";
+  const base = join(outDir, `${date}${quick ? "-quick" : ""}${suffix}`);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(results));
   formatResultFiles([`${base}.json`, `${base}.md`]);

@@ -1,14 +1,23 @@
 // Smoke test of the benchmark harness's own pieces (not a benchmark: nothing here asserts speed): the
 // open-loop load generator against a local origin for about a second at a low rate (counts and histogram
-// sane, for each protocol), the saturation loop, and one sidecar hop built the way bench/run.ts builds
-// it (a real control plane and a real `skein proxy` process). No apt installs.
+// sane, for each protocol), the saturation loop, one sidecar hop built the way bench/run.ts builds it (a real
+// control plane and a real `skein proxy` process), and the mTLS scenario's two sidecars (certificates from the
+// control plane's CA with bootstrap tokens, STRICT on the server). No apt installs.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { test } from "node:test";
 import * as hdr from "hdr-histogram-js";
 import { type Protocol, runAtRate, runSaturation } from "../bench/loadgen.js";
-import { CLI, NAMESPACE, SERVER_SERVICE, startControlPlane, startSidecar } from "../bench/mesh.js";
-import { cpuSeconds, memory, stopAllChildren } from "../bench/procs.js";
+import {
+  CLI,
+  issueToken,
+  MTLS_SERVER_SERVICE,
+  NAMESPACE,
+  SERVER_SERVICE,
+  startControlPlane,
+  startSidecar,
+} from "../bench/mesh.js";
+import { cpuSeconds, memory, sleep, stopAllChildren } from "../bench/procs.js";
 import { GRPC_METHOD, PAYLOAD_BYTES, startOrigin } from "../bench/server.js";
 import { parseEnvelope } from "../bench/sim-proxy.js";
 import { encode } from "../src/xds/protos.js";
@@ -124,6 +133,62 @@ test("one sidecar hop as the harness builds it: control plane + skein proxy proc
     assert.ok(cpu0 !== undefined && cpu1 !== undefined && cpu1 >= cpu0, "CPU readable from /proc");
     const m = memory(sidecar.pid);
     assert.ok(m && m.rssKiB > 0 && m.hwmKiB >= m.rssKiB, "RSS readable from /proc");
+  } finally {
+    await stopAllChildren();
+    await origin.close();
+  }
+});
+
+test("the mTLS scenario as the harness builds it: two sidecars with CA certificates, STRICT, 1 s at 100 rps", {
+  skip: existsSync(CLI) ? false : "dist/ is not built (npm run build)",
+}, async () => {
+  const origin = await startOrigin();
+  try {
+    const cp = await startControlPlane({ "mesh.yaml": SERVER_SERVICE, "mtls.yaml": MTLS_SERVER_SERVICE });
+    const server = await startSidecar({
+      name: "bench-server-mtls",
+      address: "127.0.20.14",
+      xds: cp.xds,
+      labels: { app: "bench-server-mtls" },
+      ports: { http: 8080 },
+      appPorts: { http: origin.http1 },
+      identity: { token: await issueToken(cp.http, "bench-server-mtls"), ca: cp.http },
+    });
+    const client = await startSidecar({
+      name: "bench-client-mtls",
+      address: "127.0.20.13",
+      xds: cp.xds,
+      labels: { app: "bench-client-mtls" },
+      identity: { token: await issueToken(cp.http, "bench-client-mtls"), ca: cp.http },
+    });
+    const via = (host: string, port: number) => ({
+      protocol: "http1" as const,
+      host,
+      port,
+      authority: `bench-server-mtls.${NAMESPACE}:8080`,
+      path: "/",
+      payload,
+      connections: 2,
+    });
+    // The client sidecar learns the server's endpoint once the server's sidecar has registered.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const probe = await runAtRate(via("127.0.20.13", 15001), { rate: 20, durationMs: 250, warmupMs: 0 });
+      if (probe.errors === 0 && probe.completed > 0) break;
+      assert.ok(Date.now() < deadline, `the mTLS path never answered: ${JSON.stringify(probe.errorKinds)}`);
+      await sleep(250);
+    }
+    const cpu0 = [cpuSeconds(client.pid), cpuSeconds(server.pid)];
+    const r = await runAtRate(via("127.0.20.13", 15001), { rate: 100, durationMs: 1000, warmupMs: 200 });
+    assert.equal(r.errors, 0, JSON.stringify(r.errorKinds));
+    assert.equal(r.completed, 100);
+    assert.equal(r.responseBytes, 100 * PAYLOAD_BYTES);
+    const cpu1 = [cpuSeconds(client.pid), cpuSeconds(server.pid)];
+    for (const i of [0, 1]) assert.ok((cpu1[i] ?? -1) >= (cpu0[i] ?? 0), "CPU readable from /proc");
+    // STRICT: the server sidecar's inbound refuses plaintext, so the requests above went over mTLS.
+    const plain = await runAtRate(via("127.0.20.14", 8080), { rate: 20, durationMs: 250, warmupMs: 0 });
+    assert.equal(plain.completed, 0, "plaintext straight to the STRICT inbound must not be answered");
+    assert.ok(plain.errors > 0);
   } finally {
     await stopAllChildren();
     await origin.close();

@@ -40,6 +40,7 @@ export const PROTOS = [
   "envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto",
   "envoy/extensions/filters/http/jwt_authn/v3/config.proto",
   "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
+  "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
   "envoy/config/trace/v3/opentelemetry.proto",
   "envoy/config/trace/v3/zipkin.proto",
   "envoy/extensions/access_loggers/file/v3/file.proto",

@@ -93,6 +93,10 @@ test("golden api-gateway: compiled values match the resources", () => {
   assert.deepEqual(
     http.filters.map((f) => [f.name, (f.config as { kind: string }).kind]),
     [
+      // The seed's tracing (IstioOperator openCensusAgent) puts the tracing filter first.
+      ["skein.filters.http.tracing", "tracing"],
+      // Istio's peer-metadata exchange (a TypedStruct) before the traffic filters.
+      ["istio.metadata_exchange", "peer-metadata"],
       ["envoy.filters.http.cors", "cors-filter"],
       ["envoy.filters.http.fault", "fault"],
       ["envoy.filters.http.router", "router"],

@@ -72,15 +72,16 @@ test("an unsupported network filter is NACKed naming the listener, the field and
 });
 
 test("an unknown HTTP filter is NACKed unless is_optional (then skipped, as Envoy does)", () => {
+  // jwt_authn is supported now (test/jwt-config.test.ts); ext_authz is not.
   const jwt = {
-    name: "envoy.filters.http.jwt_authn",
-    typedConfig: typed("envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"),
+    name: "envoy.filters.http.ext_authz",
+    typedConfig: typed("envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"),
   };
   const e = listenerNack(withFilters([jwt, routerFilter()]));
   assert.equal(e.code, UNSUPPORTED);
   assert.match(
     e.message,
-    /^Listener "x": filter_chains\[0\]\.filters\[0\]\.typed_config\.http_filters\[0\]: unsupported HTTP filter envoy\.filters\.http\.jwt_authn \(envoy\.extensions\.filters\.http\.jwt_authn\.v3\.JwtAuthentication\)/,
+    /^Listener "x": filter_chains\[0\]\.filters\[0\]\.typed_config\.http_filters\[0\]: unsupported HTTP filter envoy\.filters\.http\.ext_authz \(envoy\.extensions\.filters\.http\.ext_authz\.v3\.ExtAuthz\)/,
   );
   const ok = compileListener(wire(LISTENER, withFilters([{ ...jwt, isOptional: true }, routerFilter()])));
   assert.deepEqual(
@@ -108,14 +109,16 @@ test("the router must be the last HTTP filter, and must be there", () => {
   );
 });
 
-test("TLS transport sockets are NACKed with their own code until the sidecar does mTLS", () => {
+test("TLS settings the sidecar cannot honour are NACKed with their own code", () => {
   const l = listenerNack(
     listener("x", {
       filterChains: [
         {
           transportSocket: {
             name: "envoy.transport_sockets.tls",
-            typedConfig: typed("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
+            typedConfig: typed("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", {
+              requireSni: { value: true },
+            }),
           },
           filters: [{ name: "envoy.filters.network.http_connection_manager", typedConfig: hcm() }],
         },
@@ -125,18 +128,20 @@ test("TLS transport sockets are NACKed with their own code until the sidecar doe
   assert.equal(l.code, TLS);
   assert.match(
     l.message,
-    /^Listener "x": filter_chains\[0\]\.transport_socket: TLS transport sockets are not supported/,
+    /^Listener "x": filter_chains\[0\]\.transport_socket\.typed_config\.require_sni: not supported/,
   );
   const c = clusterNack(
     cluster("c", {
       transportSocket: {
         name: "envoy.transport_sockets.tls",
-        typedConfig: typed("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"),
+        typedConfig: typed("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", {
+          allowRenegotiation: true,
+        }),
       },
     }),
   );
   assert.equal(c.code, TLS);
-  assert.match(c.message, /^Cluster "c": transport_socket: TLS transport sockets are not supported/);
+  assert.match(c.message, /^Cluster "c": transport_socket\.typed_config\.allow_renegotiation: not supported/);
 });
 
 test("filter chains the sidecar would have to choose between, or match criteria it cannot evaluate, are NACKed", () => {
@@ -145,7 +150,7 @@ test("filter chains the sidecar would have to choose between, or match criteria 
   assert.equal(two.code, UNSUPPORTED);
   assert.equal(
     two.message,
-    'Listener "x": filter_chains: 2 filter chains: the Skein sidecar serves exactly one filter chain per listener',
+    'Listener "x": filter_chains: 2 filter chains: two have no match criteria; the Skein sidecar chooses filter chains by transport_protocol (tls, raw_buffer) only',
   );
   const sni = listenerNack(
     listener("x", { filterChains: [{ ...chain, filterChainMatch: { serverNames: ["a.example.com"] } }] }),
@@ -181,15 +186,15 @@ test("listener filters, API listeners and non-AUTO codecs are NACKed", () => {
     listener("x", {
       listenerFilters: [
         {
-          name: "envoy.filters.listener.tls_inspector",
-          typedConfig: typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"),
+          name: "envoy.filters.listener.http_inspector",
+          typedConfig: typed("envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"),
         },
       ],
     }),
   );
   assert.equal(
     lf.message,
-    'Listener "x": listener_filters[0]: unsupported listener filter envoy.filters.listener.tls_inspector',
+    'Listener "x": listener_filters[0]: unsupported listener filter envoy.filters.listener.http_inspector (the sidecar runs tls_inspector)',
   );
   const api = listenerNack({ name: "svc:8080", apiListener: { apiListener: hcm() } });
   assert.equal(api.code, UNSUPPORTED);

@@ -154,7 +154,7 @@ spec:
   const http = inbound(8080);
   assert.deepEqual(
     http.httpFilters.map((f) => f.name),
-    ["envoy.filters.http.local_ratelimit", "envoy.filters.http.router"],
+    ["istio.metadata_exchange", "envoy.filters.http.local_ratelimit", "envoy.filters.http.router"],
   );
   const routes = http.routeConfig.virtualHosts[0]?.routes ?? [];
   assert.deepEqual(
@@ -199,7 +199,7 @@ spec:
   )(8080);
   assert.deepEqual(
     plainInbound.httpFilters.map((f) => f.name),
-    ["envoy.filters.http.router"],
+    ["istio.metadata_exchange", "envoy.filters.http.router"],
   );
 });
 

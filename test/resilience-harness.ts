@@ -115,6 +115,19 @@ export async function startSidecar(
   ports?: Record<string, number>,
 ): Promise<RunningSidecar> {
   const completed: StreamInfo[] = [];
+  // A workload identity from the control plane's CA, as `skein run` gets one: peers talk mTLS to it.
+  const api = apiByXds.get(xds);
+  const token = api
+    ? (
+        (await (
+          await fetch(`${api}/api/v1/workloads/token`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ namespace, serviceAccount: app }),
+          })
+        ).json()) as { token: string }
+      ).token
+    : undefined;
   const sidecar = new Sidecar({
     xds,
     node: sidecarNode(address, app, namespace, ports),
@@ -123,11 +136,15 @@ export async function startSidecar(
     drainMs: 200,
     logger: quiet,
     onRequestComplete: (info) => completed.push(info),
+    ...(api && token && { ca: api, token }),
   });
   await sidecar.start();
   await until("the sidecar is ready", () => sidecar.ready());
   return { sidecar, address, completed, stop: () => sidecar.stop() };
 }
+
+/** The HTTP API of each control plane started here, by its xDS address (sidecars get their tokens there). */
+const apiByXds = new Map<string, string>();
 
 /** A control plane watching a fresh directory that holds `files`. */
 export async function startControlPlane(
@@ -146,6 +163,7 @@ export async function startControlPlane(
   });
   await cp.start();
   if (!cp.pipeline.current) throw new Error("the mesh configuration was rejected");
+  apiByXds.set(`127.0.0.1:${cp.ports.xds}`, `http://127.0.0.1:${cp.ports.http}`);
   return { cp, xds: `127.0.0.1:${cp.ports.xds}`, write };
 }
 

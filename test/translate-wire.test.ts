@@ -33,6 +33,9 @@ const includeDirs = [
 ];
 
 const PROTOS = [
+  "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+  "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
+  "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
   "envoy/config/listener/v3/listener.proto",
   "envoy/config/route/v3/route.proto",
   "envoy/config/cluster/v3/cluster.proto",
@@ -41,9 +44,14 @@ const PROTOS = [
   "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto",
   "envoy/extensions/filters/http/router/v3/router.proto",
   "envoy/extensions/filters/http/fault/v3/fault.proto",
+  "envoy/extensions/filters/http/rbac/v3/rbac.proto",
+  "envoy/extensions/filters/network/rbac/v3/rbac.proto",
   "envoy/extensions/filters/http/cors/v3/cors.proto",
   "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
   "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto",
+  "envoy/config/trace/v3/opentelemetry.proto",
+  "envoy/config/trace/v3/zipkin.proto",
+  "xds/type/v3/typed_struct.proto",
 ];
 
 function loadRoot(): import("protobufjs").Root {
@@ -102,7 +110,12 @@ function checkScalar(rules: Rules | undefined, value: unknown, path: string, err
 
 /** Walks `value` as a message of `type`, collecting unknown fields and broken validation rules. */
 function validate(type: PType, value: Record<string, unknown>, path: string, errors: string[]): void {
-  const wrapper = type.fullName.startsWith(".google.protobuf.") && type.fullName.endsWith("Value");
+  // The wrappers (UInt32Value …), not Struct's Value and ListValue, which hold no `value` field.
+  const wrapper =
+    type.fullName.startsWith(".google.protobuf.") &&
+    type.fullName.endsWith("Value") &&
+    type.fullName !== ".google.protobuf.Value" &&
+    type.fullName !== ".google.protobuf.ListValue";
   for (const [key, v] of Object.entries(value)) {
     if (key === "@type") continue;
     const field = type.fields[key];

@@ -1,5 +1,6 @@
 // `skein control-plane`: runs the control plane until SIGINT/SIGTERM.
 import { Command, Option } from "commander";
+import { parseTtl } from "../control-plane/ca/issuer.js";
 import { ControlPlane } from "../control-plane/control-plane.js";
 
 const port = (v: string) => {
@@ -29,6 +30,26 @@ export function controlPlaneCommand(): Command {
     .addOption(
       new Option("--metrics-port <port>", "Prometheus metrics (/metrics)").argParser(port).default(15014),
     )
+    .addOption(
+      new Option(
+        "--xds-tls-port <port>",
+        "xDS over TLS: proxies authenticate with their workload certificate (0: a free port)",
+      )
+        .argParser(port)
+        .default(15012),
+    )
+    .option("--no-xds-tls", "do not serve xDS over TLS")
+    .addOption(
+      new Option(
+        "--ca-dir <dir>",
+        "an Istio cacerts directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a root generated under the state dir",
+      ).env("SKEIN_CA_DIR"),
+    )
+    .addOption(
+      new Option("--cert-ttl <duration>", "lifetime of workload certificates, e.g. 24h, 30m, 90s").argParser(
+        (v) => parseTtl(v),
+      ),
+    )
     .action(
       async (opts: {
         config?: string;
@@ -37,6 +58,10 @@ export function controlPlaneCommand(): Command {
         xdsPort: number;
         httpPort: number;
         metricsPort: number;
+        xdsTlsPort: number;
+        xdsTls: boolean;
+        caDir?: string;
+        certTtl?: number;
       }) => {
         const cp = new ControlPlane({
           configDir: opts.config,
@@ -45,6 +70,9 @@ export function controlPlaneCommand(): Command {
           xdsPort: opts.xdsPort,
           httpPort: opts.httpPort,
           metricsPort: opts.metricsPort,
+          ...(opts.xdsTls && { xdsTlsPort: opts.xdsTlsPort }),
+          ...(opts.caDir && { caDir: opts.caDir }),
+          ...(opts.certTtl !== undefined && { certTtlMs: opts.certTtl }),
         });
         await cp.start();
         await new Promise<void>((resolve) => {

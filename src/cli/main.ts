@@ -5,11 +5,14 @@ import { Command, CommanderError, Option } from "commander";
 import { kinds, templateDecoders } from "../api/registry.js";
 import { checkPaths } from "../model/check.js";
 import { controlPlaneCommand } from "./control-plane.js";
+import { dashboardCommand } from "./dashboard.js";
 import { type OutputFormat, renderDiagnostics, useColour } from "./output.js";
+import { prometheusConfigCommand } from "./prometheus-config.js";
 import { proxyCommand } from "./proxy.js";
 import { applyCommand, deleteCommand, getCommand, proxyStatusCommand } from "./remote.js";
 import { runCommand } from "./run.js";
 import { table } from "./table.js";
+import { tapCommand } from "./tap.js";
 import { upCommand } from "./up.js";
 import { VERSION } from "./version.js";
 
@@ -105,6 +108,9 @@ export function buildProgram(): Command {
   program.addCommand(getCommand());
   program.addCommand(deleteCommand());
   program.addCommand(proxyStatusCommand());
+  program.addCommand(tapCommand());
+  program.addCommand(prometheusConfigCommand());
+  program.addCommand(dashboardCommand());
   for (const c of program.commands) c.exitOverride();
   return program;
 }

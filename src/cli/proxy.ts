@@ -1,5 +1,6 @@
 // `skein proxy`: runs one sidecar until SIGTERM/SIGINT, then drains.
 import { Command, Option } from "commander";
+import { parseTtl } from "../control-plane/ca/issuer.js";
 import { Sidecar } from "../proxy/sidecar.js";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -34,9 +35,19 @@ interface ProxyOptions {
   port: string[];
   appPort: string[];
   adminPort: number;
+  statusPort: number;
   drain: number;
   nodeId?: string;
   parentPid?: number;
+  ca?: string;
+  token?: string;
+  certTtl?: number;
+  certDir?: string;
+}
+
+/** `--cert-ttl`: seconds, or a duration such as 90s, 30m, 24h (what the CA's API accepts). */
+function certTtl(value: string): number {
+  return parseTtl(/^\d+(\.\d+)?$/.test(value) ? Number(value) : value);
 }
 
 export function proxyCommand(): Command {
@@ -64,10 +75,37 @@ export function proxyCommand(): Command {
         .argParser(Number)
         .default(15000),
     )
+    .addOption(
+      new Option("--status-port <port>", "metrics and health port on the workload address")
+        .argParser(Number)
+        .default(15020),
+    )
     .addOption(new Option("--drain <ms>", "drain period on SIGTERM").argParser(Number).default(5000))
     .option(
       "--node-id <id>",
       "xDS node id (default: Istio's sidecar~<address>~<name>.<ns>~<ns>.svc.cluster.local)",
+    )
+    .addOption(
+      new Option(
+        "--token <token>",
+        "bootstrap token: the sidecar gets its mTLS certificate from the control plane's CA with it",
+      ).env("SKEIN_BOOTSTRAP_TOKEN"),
+    )
+    .addOption(
+      new Option(
+        "--ca <url>",
+        "the control plane's HTTP API that signs certificates (default: http://<--xds host>:15080)",
+      ).env("SKEIN_CA"),
+    )
+    .addOption(
+      new Option(
+        "--cert-ttl <duration>",
+        "requested certificate lifetime, e.g. 1h (default: the CA's, 24h)",
+      ).argParser(certTtl),
+    )
+    .option(
+      "--cert-dir <dir>",
+      "instead of --token: read cert-chain.pem, key.pem and root-cert.pem from this directory (re-read on change)",
     )
     .addOption(
       new Option(
@@ -80,7 +118,12 @@ export function proxyCommand(): Command {
         xds: opts.xds,
         adminAddress: opts.address,
         adminPort: opts.adminPort,
+        statusPort: opts.statusPort,
         drainMs: opts.drain,
+        ...(opts.token && { token: opts.token }),
+        ...(opts.ca && { ca: opts.ca }),
+        ...(opts.certTtl !== undefined && { certTtlMs: opts.certTtl }),
+        ...(opts.certDir && { certDir: opts.certDir }),
         node: {
           id:
             opts.nodeId ??

@@ -106,9 +106,21 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
   }
   let status: Record<string, unknown>;
   let address: string;
+  let token: string;
+  const serviceAccount = opts.serviceAccount ?? opts.service;
   try {
     status = await json(`${opts.controlPlane}/api/v1/status`);
     address = String((await json(`${opts.controlPlane}/api/v1/addresses`, { method: "POST" })).address);
+    // The workload's bootstrap token: what its sidecar shows the CA to get a certificate for this identity only.
+    token = String(
+      (
+        await json(`${opts.controlPlane}/api/v1/workloads/token`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ namespace: opts.namespace, serviceAccount }),
+        })
+      ).token,
+    );
   } catch (err) {
     say(`cannot reach the control plane at ${opts.controlPlane}: ${(err as Error).message}`);
     return 3;
@@ -129,7 +141,7 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
     "--namespace",
     opts.namespace,
     "--service-account",
-    opts.serviceAccount ?? opts.service,
+    serviceAccount,
     ...labels.flatMap((l) => ["--label", l]),
     ...ports.flatMap((p) => ["--port", `${p.name}=${p.port}`, "--app-port", `${p.name}=${appPort}`]),
   ];
@@ -138,6 +150,8 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
     [...process.execArgv, ...sidecarArgs, "--parent-pid", String(process.pid)],
     {
       stdio: ["ignore", "inherit", "inherit"],
+      // In the environment, not the arguments: other users can read a process's command line.
+      env: { ...process.env, SKEIN_CA: opts.controlPlane, SKEIN_BOOTSTRAP_TOKEN: token },
     },
   );
   let stopping = false;
@@ -201,7 +215,21 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
   } else if (!stopping) {
     return EXIT_SIDECAR_FAILED;
   }
+  await revokeToken(opts.controlPlane, token);
   return appCode;
+}
+
+/** The workload is gone: its token must not get another certificate (best effort; tokens also expire idle). */
+async function revokeToken(controlPlane: string, token: string): Promise<void> {
+  try {
+    await fetch(`${controlPlane}/api/v1/workloads/token`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
+    });
+  } catch {
+    // The control plane may be gone already.
+  }
 }
 
 function signalNumber(sig: NodeJS.Signals): number | undefined {

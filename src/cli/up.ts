@@ -84,6 +84,7 @@ async function up(opts: UpOptions): Promise<number> {
     xdsPort: opts.portBase + 10,
     httpPort: opts.portBase + 80,
     metricsPort: opts.portBase + 14,
+    xdsTlsPort: opts.portBase + 12,
     logger: createLogger("control-plane", "info", (line) => cpLog.write(line)),
   });
   try {
@@ -148,13 +149,20 @@ async function up(opts: UpOptions): Promise<number> {
     );
     gateway = cp.registry.instances().find((w) => w.labels.app === "api-gateway")?.address;
     if (synced.length >= SHOP.length && gateway) {
-      // And every application answers through its sidecar (apps start after their proxies).
+      // And every application answers through its sidecar (apps start after their proxies). The front door is
+      // asked directly; the others over mTLS through the gateway's sidecar, as the mesh reaches them: any answer
+      // but an upstream failure (502-504: app not listening yet) means the app is up, a 403 from a policy too.
       const healthy = await Promise.all(
         cp.registry.instances().map((w) =>
-          fetch(`http://${w.address}:8080/health`, { signal: AbortSignal.timeout(1000) }).then(
-            (r) => r.ok,
-            () => false,
-          ),
+          w.address === gateway
+            ? fetch(`http://${w.address}:8080/health`, { signal: AbortSignal.timeout(1000) }).then(
+                (r) => r.ok,
+                () => false,
+              )
+            : viaSidecar(gateway as string, `${w.labels.app}.${w.namespace}:8080`).then(
+                (status) => status > 0 && (status < 502 || status > 504),
+                () => false,
+              ),
         ),
       );
       if (healthy.length >= SHOP.length && healthy.every(Boolean)) break;
@@ -315,4 +323,26 @@ function formatTable(header: string[], rows: string[][]): string[] {
       .join("   ")
       .trimEnd(),
   );
+}
+
+/** GET /health of `authority` through the sidecar on `address` (HTTP_PROXY style); resolves with the status. */
+function viaSidecar(address: string, authority: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: address,
+        port: 15001,
+        path: `http://${authority}/health`,
+        headers: { host: authority },
+        timeout: 1000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -1,6 +1,7 @@
 // Local mode hands each workload its own loopback address (DESIGN.md, "Addressing without Kubernetes"),
 // standing in for a pod IP. `skein run` asks for one before starting its sidecar; the address is
 // reserved for a while and then held for as long as a proxy or static workload uses it.
+import { readFileSync } from "node:fs";
 
 export const POOL_START = "127.0.1.1";
 export const POOL_END = "127.0.255.254";
@@ -10,6 +11,30 @@ function toInt(a: string): number {
 }
 function toAddr(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+/**
+ * Loopback addresses that something on this machine listens on (Linux /proc/net/tcp, LISTEN state): another
+ * mesh's sidecars, started by another control plane, must not be handed out again. Empty where unreadable.
+ */
+export function listeningLoopbackAddresses(): string[] {
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/tcp", "utf8");
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] !== "0A" || !f[1]) continue;
+    const hex = f[1].split(":")[0] ?? "";
+    // Little-endian hex of the IPv4 address.
+    const n = Number.parseInt(hex, 16);
+    const a = [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join(".");
+    if (a.startsWith("127.")) out.add(a);
+  }
+  return [...out];
 }
 
 export class AddressAllocator {

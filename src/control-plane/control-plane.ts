@@ -3,26 +3,31 @@
 // The logic lives in src/model, src/translate and src/xds.
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import { isIP } from "node:net";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { formatDiagnostic } from "../lib/format.js";
 import { createLogger, type Logger } from "../lib/log.js";
+import { spiffeId } from "../lib/spiffe.js";
 import { DEFAULT_TRUST_DOMAIN, emptyModel } from "../model/builder.js";
 import type { MeshSnapshot, ProxyIdentity } from "../model/snapshot.js";
 import { translate } from "../translate/index.js";
 import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from "../xds/protos.js";
-import { AdsServer } from "../xds/server.js";
+import { AdsServer, type NodeInfo } from "../xds/server.js";
 import { Snapshot, SnapshotCache } from "../xds/snapshot.js";
-import { AddressAllocator } from "./addresses.js";
+import { AddressAllocator, listeningLoopbackAddresses } from "./addresses.js";
 import { CertificateAuthority } from "./ca/authority.js";
 import { WorkloadCertificates } from "./ca/issuer.js";
 import { ROOT_CA_SECRET } from "./ca/sds.js";
 import { BootstrapTokens } from "./ca/tokens.js";
 import { ConfigPipeline } from "./config.js";
+import { createDashboard } from "./dashboard.js";
 import { Debouncer } from "./debounce.js";
 import { createHttpApi, listen, type ProxyStatusRow } from "./http-api.js";
 import { ControlPlaneMetrics, TYPE_LABEL } from "./metrics.js";
-import { Registry } from "./registry.js";
+import { identify, Registry } from "./registry.js";
 import { AppliedStore, DirectorySource } from "./sources.js";
+import { TelemetryScraper } from "./telemetry.js";
 
 export interface ControlPlaneOptions {
   /** Directory of YAML files to watch (optional: everything may come through the API). */
@@ -44,6 +49,13 @@ export interface ControlPlaneOptions {
   certTtlMs?: number;
   /** How long an unused bootstrap token lives (default 1 h). */
   bootstrapTokenIdleMs?: number;
+  /**
+   * xDS over TLS (Istio's 15012): proxies present their workload certificate and may only ask for config as the
+   * identity it proves. Undefined: not served. 0: a free port.
+   */
+  xdsTlsPort?: number;
+  /** How often the dashboard's telemetry scrapes each sidecar's :15020/stats/prometheus (default 3 s). */
+  telemetryIntervalMs?: number;
 }
 
 interface ProxyState {
@@ -64,7 +76,7 @@ export class ControlPlane {
   readonly cache = new SnapshotCache();
   readonly ads: AdsServer;
   readonly metrics = new ControlPlaneMetrics();
-  readonly ports = { xds: 0, http: 0, metrics: 0 };
+  readonly ports = { xds: 0, http: 0, metrics: 0, xdsTls: 0 };
   private readonly proxies = new Map<string, ProxyState>();
   private readonly directory?: DirectorySource;
   private readonly debouncer: Debouncer;
@@ -73,7 +85,12 @@ export class ControlPlane {
   private metricsServer?: Server;
   /** The CA, bootstrap tokens and signing; there from start() on. */
   certificates?: WorkloadCertificates;
-  readonly addresses = new AddressAllocator(() => this.registry.instances().map((w) => w.address));
+  readonly addresses = new AddressAllocator(() => [
+    ...this.registry.instances().map((w) => w.address),
+    ...listeningLoopbackAddresses(),
+  ]);
+  /** Sidecar metrics for the dashboard: every connected sidecar with a workload address. */
+  readonly telemetry: TelemetryScraper;
   /** Identifies the pushed state; changes when config or registry do. */
   meshVersion = "";
 
@@ -82,12 +99,26 @@ export class ControlPlane {
     this.directory = options.configDir ? new DirectorySource(options.configDir) : undefined;
     this.pipeline = new ConfigPipeline(this.directory, new AppliedStore(options.stateDir));
     this.registry = new Registry(options.graceMs ?? 5000);
-    this.ads = new AdsServer({ cache: this.cache, address: `${options.host}:${options.xdsPort}` });
+    this.ads = new AdsServer({
+      cache: this.cache,
+      address: `${options.host}:${options.xdsPort}`,
+      authenticate: (node, auth) => this.authenticateProxy(node, auth),
+    });
     this.debouncer = new Debouncer(
       (reasons) => this.push(reasons),
       options.debounceMs ?? 100,
       options.maxDebounceMs ?? 1000,
     );
+    this.telemetry = new TelemetryScraper({
+      targets: () =>
+        [...this.proxies.values()].flatMap((p) =>
+          p.identity.kind === "sidecar" && p.identity.workload
+            ? [{ id: p.identity.id, address: p.identity.workload.address }]
+            : [],
+        ),
+      intervalMs: options.telemetryIntervalMs,
+      logger: this.log,
+    });
     this.wire();
   }
 
@@ -286,6 +317,7 @@ export class ControlPlane {
     // After the first config: pushes follow accepted config from now on.
     this.pipeline.on("accepted", () => this.debouncer.trigger("config"));
     this.ports.xds = await this.ads.listen();
+    if (this.options.xdsTlsPort !== undefined) this.ports.xdsTls = await this.listenXdsTls(certificates);
     this.http = createHttpApi({
       pipeline: this.pipeline,
       registry: this.registry,
@@ -294,7 +326,13 @@ export class ControlPlane {
       proxies: () => this.proxyStatus(),
       configDump: (id) => this.configDump(id),
       certificates,
+      dashboard: createDashboard({
+        model: () => this.pipeline.current?.model,
+        workloads: () => this.registry.instances(),
+        telemetry: this.telemetry,
+      }),
     });
+    this.telemetry.start();
     this.ports.http = await listen(this.http, this.options.httpPort, this.options.host);
     this.metricsServer = createServer((req, res) => {
       if (req.url?.split("?")[0] !== "/metrics") {
@@ -316,6 +354,48 @@ export class ControlPlane {
   }
 
   /** The mesh's trust domain: the accepted meshConfig's, cluster.local before any. */
+  /** Binds xDS over TLS with a serving certificate from the mesh's own CA; client certificates required. */
+  private async listenXdsTls(certificates: WorkloadCertificates): Promise<number> {
+    const host = this.options.host;
+    const serving = await certificates.ca.issueServingCertificate({
+      uri: spiffeId({ trustDomain: this.trustDomain(), namespace: "istio-system", serviceAccount: "skein" }),
+      dns: ["localhost", "skein-control-plane", ...(isIP(host) ? [] : [host])],
+      ips: [...new Set(["127.0.0.1", ...(isIP(host) && host !== "0.0.0.0" ? [host] : [])])],
+    });
+    const credentials = grpc.ServerCredentials.createSsl(
+      Buffer.from(serving.rootCert),
+      [{ cert_chain: Buffer.from(serving.certificateChain), private_key: Buffer.from(serving.key) }],
+      true,
+    );
+    return this.ads.listen(`${host}:${this.options.xdsTlsPort}`, credentials);
+  }
+
+  /**
+   * A proxy on the TLS port proved an identity with its certificate: it may only ask as that identity (its node's
+   * namespace and service account). Plaintext streams (15010, loopback) are not authenticated, as Istio's.
+   */
+  private authenticateProxy(
+    node: NodeInfo,
+    auth: { transportSecurityType?: string; sslPeerCertificate?: { subjectaltname?: string } },
+  ): string | undefined {
+    if (auth.transportSecurityType !== "ssl") return undefined;
+    const san = auth.sslPeerCertificate?.subjectaltname ?? "";
+    const proven = san
+      .split(", ")
+      .find((n) => n.startsWith("URI:spiffe://"))
+      ?.slice(4);
+    if (!proven) return "xDS over TLS needs a workload certificate with a SPIFFE ID";
+    const { identity, instance } = identify(node);
+    const claimed = spiffeId({
+      trustDomain: this.trustDomain(),
+      namespace: identity.namespace,
+      serviceAccount: instance?.serviceAccount ?? "default",
+    });
+    if (proven !== claimed)
+      return `the proxy's certificate proves ${proven} but its node claims ${claimed}; a proxy may only ask for its own identity's config`;
+    return undefined;
+  }
+
   trustDomain(): string {
     return this.pipeline.current?.model.meshConfig.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   }
@@ -342,6 +422,7 @@ export class ControlPlane {
     this.debouncer.cancel();
     this.directory?.close();
     this.registry.close();
+    await this.telemetry.stop();
     await this.ads.close();
     await Promise.all(
       [this.http, this.metricsServer].map(

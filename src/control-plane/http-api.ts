@@ -7,6 +7,7 @@ import { CA_HTTP_STATUS, CaCodes } from "./ca/codes.js";
 import type { WorkloadCertificates } from "./ca/issuer.js";
 import type { ConfigPipeline } from "./config.js";
 import type { Registry } from "./registry.js";
+import { tapTargets } from "./tap-targets.js";
 
 export interface ProxyTypeStatus {
   sent?: string;
@@ -35,6 +36,8 @@ export interface ControlPlaneView {
   configDump(proxyId: string): unknown | undefined;
   /** Bootstrap tokens and workload certificate signing. */
   certificates: WorkloadCertificates;
+  /** The dashboard's page, assets and JSON (src/control-plane/dashboard.ts); false: not one of its paths. */
+  dashboard?: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -196,6 +199,16 @@ export function createHttpApi(view: ControlPlaneView): Server {
     }
     if (route === "GET /debug/proxy_status") return send(res, 200, { proxies: view.proxies() });
     if (route === "GET /debug/registry") return send(res, 200, { workloads: registry.instances() });
+    if (route === "GET /debug/tap_targets") {
+      const service = url.searchParams.get("service");
+      const namespace = url.searchParams.get("namespace") ?? "default";
+      if (!service) throw new HttpError(400, "SKEIN_E_API_USAGE", "GET /debug/tap_targets?service=<name>");
+      const model = pipeline.current?.model;
+      const found = model && tapTargets(model, registry.instances(), service, namespace);
+      if (!found)
+        throw new HttpError(404, "SKEIN_E_API_NOT_FOUND", `no service ${service} in namespace ${namespace}`);
+      return send(res, 200, found);
+    }
     if (route === "GET /debug/config_dump") {
       const id = url.searchParams.get("proxy");
       if (!id) throw new HttpError(400, "SKEIN_E_API_USAGE", "GET /debug/config_dump?proxy=<node id>");
@@ -204,6 +217,7 @@ export function createHttpApi(view: ControlPlaneView): Server {
         throw new HttpError(404, "SKEIN_E_API_NOT_FOUND", `no proxy ${id} is connected`);
       return send(res, 200, dump);
     }
+    if (view.dashboard && (await view.dashboard(req, res, url))) return;
     throw new HttpError(404, "SKEIN_E_API_NOT_FOUND", `no such endpoint: ${req.method} ${url.pathname}`);
   };
   return createServer((req, res) => {

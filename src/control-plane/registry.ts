@@ -3,7 +3,7 @@
 // metadata) and removed a short grace period after their stream closes (so a reconnect is seamless).
 import { EventEmitter } from "node:events";
 import { DEFAULT_NAMESPACE } from "../api/resource.js";
-import type { ProxyIdentity, WorkloadInstance } from "../model/snapshot.js";
+import { type ProxyIdentity, TLS_MODE_LABEL, type WorkloadInstance } from "../model/snapshot.js";
 import type { MeshModel } from "../model/types.js";
 
 /** The parts of an Envoy Node the registry reads (metadata is the decoded Struct). */
@@ -70,6 +70,7 @@ export function identify(node: NodeInfo): { identity: ProxyIdentity; instance?: 
           address,
           ports: portMap(md[NodeMetadata.ports]),
           origin: "proxy",
+          tlsMode: kind === "sidecar" ? "istio" : "disabled",
           healthy: true,
           locality: node.locality,
         }
@@ -110,6 +111,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         address: w.address as string,
         ports: Object.fromEntries(w.ports.map((p) => [p.name, p.number])),
         origin: "static" as const,
+        tlsMode: w.labels[TLS_MODE_LABEL] === "istio" ? ("istio" as const) : ("disabled" as const),
         healthy: true,
       }));
     this.changed();

@@ -3,6 +3,9 @@
 import type { MeshModel } from "./types.js";
 
 /** One running instance of a workload: a pod, in Kubernetes terms. */
+/** The label Istio's injector puts on pods with a sidecar; a static Workload with it is reached over mTLS. */
+export const TLS_MODE_LABEL = "security.istio.io/tlsMode";
+
 export interface WorkloadInstance {
   /** Unique: the proxy's node id when it registered through xDS, `Workload <ns>/<name>` when static. */
   id: string;
@@ -19,6 +22,12 @@ export interface WorkloadInstance {
   ports: Record<string, number>;
   /** Where it came from: a connected proxy (sidecar or proxyless gRPC) or static config. */
   origin: "proxy" | "static";
+  /**
+   * "istio" when a Skein sidecar fronts the workload (it registered as a sidecar, or a static Workload carries
+   * the `security.istio.io/tlsMode: istio` label, as Istio's injector sets it): peers may send it mutual TLS.
+   * Absent or "disabled": plaintext only (proxyless gRPC, workloads without a sidecar).
+   */
+  tlsMode?: "istio" | "disabled";
   /** Proxyless gRPC servers and sidecars both report readiness; static entries are assumed healthy. */
   healthy: boolean;
   locality?: { region?: string; zone?: string; subZone?: string };

@@ -16,8 +16,10 @@ import type { HealthCheck } from "../xds/generated/envoy/config/core/v3/HealthCh
 import type { ClusterLoadAssignment } from "../xds/generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js";
 import type { HttpProtocolOptions } from "../xds/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js";
 import { staticLoadAssignment } from "./endpoints.js";
+import { clusterTransport } from "./mtls.js";
 import { inboundClusterName, isHttp, isHttp2, outboundClusterName } from "./names.js";
 import { endpointPort, type ProxyView } from "./scope.js";
+import { tracingClusters } from "./tracing.js";
 import { mergedTrafficPolicy, type PortTrafficPolicy } from "./traffic-policy.js";
 import { FILTER, typed } from "./typed.js";
 import { adsConfigSource, byName, compare, duration, MAX_UINT32, u32 } from "./values.js";
@@ -43,6 +45,7 @@ export function buildClusters(view: ProxyView): Cluster[] {
   }
   if (view.proxy.kind === "sidecar" && view.proxy.workload)
     out.push(...inboundClusters(view, view.proxy.workload));
+  out.push(...tracingClusters(view));
   return dedupe(out).sort(byName);
 }
 
@@ -107,6 +110,20 @@ export function outboundCluster(
       },
     };
   if (policy.healthChecks?.length && !proxyless) cluster.healthChecks = policy.healthChecks.map(healthCheck);
+  // ORIGINAL_DST clusters reach whatever address the client dialled: no identity to verify.
+  if (discovery.type !== "ORIGINAL_DST")
+    Object.assign(
+      cluster,
+      clusterTransport(
+        view,
+        service,
+        port.number,
+        subset,
+        subsetLabels,
+        policy.tls,
+        isHttp2(port.protocol) ? true : undefined,
+      ),
+    );
   return cluster;
 }
 

@@ -9,6 +9,7 @@ import type { Locality } from "../xds/generated/envoy/config/core/v3/Locality.js
 import type { ClusterLoadAssignment } from "../xds/generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js";
 import type { LbEndpoint } from "../xds/generated/envoy/config/endpoint/v3/LbEndpoint.js";
 import type { LocalityLbEndpoints } from "../xds/generated/envoy/config/endpoint/v3/LocalityLbEndpoints.js";
+import { acceptsIstioMtls, endpointTlsMetadata } from "./mtls.js";
 import { parseClusterName } from "./names.js";
 import { endpointPort, type ProxyView, serviceWorkloads } from "./scope.js";
 import { compare, socketAddress, u32 } from "./values.js";
@@ -16,6 +17,8 @@ import { compare, socketAddress, u32 } from "./values.js";
 interface EndpointEntry {
   address: string;
   port: number;
+  /** Has a sidecar that takes Istio mTLS on this port (transport_socket_match metadata). */
+  mtls?: boolean;
   healthy: boolean;
   weight: number;
   locality: Locality;
@@ -49,6 +52,7 @@ export function edsLoadAssignment(
   const entries: EndpointEntry[] = serviceWorkloads(view.workloads, service, subsetLabels).map((w) => ({
     address: w.address,
     port: endpointPort(w.ports, port),
+    mtls: acceptsIstioMtls(view.model, w, endpointPort(w.ports, port)),
     healthy: w.healthy,
     weight: 1,
     locality: {
@@ -136,6 +140,7 @@ function groupByLocality(entries: EndpointEntry[]): LocalityLbEndpoints[] {
     const group = groups.get(key) ?? { locality: e.locality, endpoints: [], weight: 0 };
     group.endpoints.push({
       endpoint: { address: socketAddress(e.address, e.port) },
+      ...(e.mtls && { metadata: endpointTlsMetadata() }),
       healthStatus: e.healthy ? "HEALTHY" : "UNHEALTHY",
       ...(e.weight !== 1 && { loadBalancingWeight: u32(e.weight) }),
     });

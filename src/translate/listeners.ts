@@ -13,14 +13,18 @@
 // Proxyless gRPC clients get api_listeners named by the targets they dial (`xds:///<name>:<port>`).
 
 import { selectorMatches } from "../model/hosts.js";
-import type { ProxyIdentity } from "../model/snapshot.js";
+import type { ProxyIdentity, WorkloadInstance } from "../model/snapshot.js";
 import type { RateLimitPolicy, Service, TcpRoute } from "../model/types.js";
 import type { Listener } from "../xds/generated/envoy/config/listener/v3/Listener.js";
 import type { Route } from "../xds/generated/envoy/config/route/v3/Route.js";
 import type { HttpConnectionManager } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
 import type { HttpFilter } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
 import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
+import { withAccessLog } from "./access-log.js";
+import { AUTHZ_PATH_NORMALIZATION, authzHttpFilters, authzNetworkFilters } from "./authz.js";
 import { type InboundPort, inboundPorts } from "./clusters.js";
+import { jwtAuthnFilters } from "./jwt.js";
+import { downstreamIstioTls, effectiveMtlsMode, tlsInspector } from "./mtls.js";
 import {
   HTTP_PROXY_ROUTE,
   inboundClusterName,
@@ -32,8 +36,10 @@ import {
   portRouteName,
   serviceNames,
 } from "./names.js";
+import { peerMetadataFilter } from "./peer-metadata.js";
 import { resolveDestination, routeMatch } from "./routes.js";
 import { endpointPort, type ProxyView } from "./scope.js";
+import { hcmTracingField, tracingListenerMetadata } from "./tracing.js";
 import { FILTER, typed } from "./typed.js";
 import { adsConfigSource, bool, byName, compare, duration, socketAddress, u32 } from "./values.js";
 
@@ -91,6 +97,7 @@ function outboundListener(view: ProxyView, handsOff: boolean): Listener {
     name: OUTBOUND_LISTENER,
     address: socketAddress(address, OUTBOUND_PORT),
     trafficDirection: "OUTBOUND",
+    ...tracingListenerMetadata(view, "outbound"),
     // Hands redirected connections to the 0.0.0.0_<port> listener of their original port.
     ...(handsOff && { useOriginalDst: bool(true) }),
     filterChains: [
@@ -103,7 +110,9 @@ function outboundListener(view: ProxyView, handsOff: boolean): Listener {
             rds: { routeConfigName: HTTP_PROXY_ROUTE, configSource: adsConfigSource() },
             // HTTP_PROXY clients send absolute-form requests (`GET http://order-service:8080/x`); as Istio's http_proxy listener.
             httpProtocolOptions: { allowAbsoluteUrl: bool(true) },
-            httpFilters: httpFilters("sidecar"),
+            httpFilters: [peerMetadataFilter("outbound"), ...httpFilters("sidecar")],
+            ...hcmTracingField(view, "outbound"),
+            ...withAccessLog(view, "outbound"),
           }),
         ],
       },
@@ -130,7 +139,11 @@ function tcpOutboundListeners(view: ProxyView): Listener[] {
       address: socketAddress("0.0.0.0", port),
       bindToPort: bool(false),
       trafficDirection: "OUTBOUND",
-      filterChains: [{ filters: [tcpProxyFilter(tcpRoute(view, service, port))] }],
+      filterChains: [
+        {
+          filters: [tcpProxyFilter({ ...tcpRoute(view, service, port), ...withAccessLog(view, "outbound") })],
+        },
+      ],
     });
   }
   return out;
@@ -228,6 +241,7 @@ function inboundListeners(view: ProxyView): Listener[] {
         statPrefix: "http_local_rate_limiter",
       }),
     };
+    const authz = isHttp(servicePort.protocol) ? authzHttpFilters(view, inbound) : [];
     const filter = isHttp(servicePort.protocol)
       ? hcmFilter({
           statPrefix,
@@ -247,16 +261,61 @@ function inboundListeners(view: ProxyView): Listener[] {
             ],
             validateClusters: bool(false),
           },
-          httpFilters: limits.length > 0 ? [limiter, router] : [router],
+          // jwt_authn first: authorization (RBAC) reads the principal it establishes.
+          httpFilters: [
+            peerMetadataFilter("inbound"),
+            ...jwtAuthnFilters(view),
+            ...authz,
+            ...(limits.length > 0 ? [limiter] : []),
+            router,
+          ],
+          // Policies compare paths: normalise them as the application will read them (authz.ts).
+          ...(authz.length > 0 && AUTHZ_PATH_NORMALIZATION),
+          ...hcmTracingField(view, "inbound"),
+          ...withAccessLog(view, "inbound"),
         })
-      : tcpProxyFilter({ statPrefix: cluster, cluster });
+      : tcpProxyFilter({ statPrefix: cluster, cluster, ...withAccessLog(view, "inbound") });
     return {
       name: listenerName(workload.address, port),
       address: socketAddress(workload.address, port),
       trafficDirection: "INBOUND",
-      filterChains: [{ filters: [filter] }],
+      ...(isHttp(servicePort.protocol) && tracingListenerMetadata(view, "inbound")),
+      ...inboundChains(view, workload, port, isHttp(servicePort.protocol), [
+        ...(isHttp(servicePort.protocol) ? [] : authzNetworkFilters(view, inbound)),
+        filter,
+      ]),
     };
   });
+}
+
+/**
+ * The inbound filter chains for the PeerAuthentication mode in force on the port (mtls.ts): mTLS only (STRICT),
+ * mTLS or plaintext told apart by the tls_inspector (PERMISSIVE), or plaintext only (DISABLE).
+ */
+function inboundChains(
+  view: ProxyView,
+  workload: WorkloadInstance,
+  port: number,
+  http: boolean,
+  filters: NonNullable<Listener["filterChains"]>[number]["filters"],
+): Pick<Listener, "filterChains" | "listenerFilters"> {
+  const mode = effectiveMtlsMode(view.model, workload, port);
+  if (mode === "DISABLE") return { filterChains: [{ filters }] };
+  const tls = {
+    name: "inbound-mtls",
+    filterChainMatch: { transportProtocol: "tls" },
+    transportSocket: downstreamIstioTls(http),
+    filters,
+  };
+  const plaintext = {
+    name: "inbound-plaintext",
+    filterChainMatch: { transportProtocol: "raw_buffer" },
+    filters,
+  };
+  return {
+    listenerFilters: [tlsInspector()],
+    filterChains: mode === "STRICT" ? [tls] : [tls, plaintext],
+  };
 }
 
 /**

@@ -11,13 +11,22 @@
 // layer: every type named here must be loaded in its protobufjs Root, or protobufjs silently encodes
 // an empty Any (scripts/gen-xds-types.mjs lists the protos).
 
+import type { OpenTelemetryConfig } from "../xds/generated/envoy/config/trace/v3/OpenTelemetryConfig.js";
+import type { ZipkinConfig } from "../xds/generated/envoy/config/trace/v3/ZipkinConfig.js";
 import type { Cors } from "../xds/generated/envoy/extensions/filters/http/cors/v3/Cors.js";
 import type { CorsPolicy } from "../xds/generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js";
 import type { HTTPFault } from "../xds/generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js";
+import type { JwtAuthentication } from "../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js";
+import type { RBAC as HttpRBAC } from "../xds/generated/envoy/extensions/filters/http/rbac/v3/RBAC.js";
 import type { Router } from "../xds/generated/envoy/extensions/filters/http/router/v3/Router.js";
+import type { TlsInspector } from "../xds/generated/envoy/extensions/filters/listener/tls_inspector/v3/TlsInspector.js";
 import type { HttpConnectionManager } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
+import type { RBAC as NetworkRBAC } from "../xds/generated/envoy/extensions/filters/network/rbac/v3/RBAC.js";
 import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
 import type { PreviousHostsPredicate } from "../xds/generated/envoy/extensions/retry/host/previous_hosts/v3/PreviousHostsPredicate.js";
+import type { RawBuffer } from "../xds/generated/envoy/extensions/transport_sockets/raw_buffer/v3/RawBuffer.js";
+import type { DownstreamTlsContext } from "../xds/generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.js";
+import type { UpstreamTlsContext } from "../xds/generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.js";
 import type { HttpProtocolOptions } from "../xds/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.js";
 import type { LocalRateLimit } from "../xds/local-ratelimit.js";
 
@@ -28,10 +37,19 @@ export interface TypedMessages {
   "envoy.extensions.filters.http.router.v3.Router": Router;
   "envoy.extensions.filters.http.fault.v3.HTTPFault": HTTPFault;
   "envoy.extensions.filters.http.cors.v3.Cors": Cors;
+  "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication": JwtAuthentication;
   "envoy.extensions.filters.http.cors.v3.CorsPolicy": CorsPolicy;
   "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit": LocalRateLimit;
   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": HttpProtocolOptions;
   "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate": PreviousHostsPredicate;
+  "envoy.config.trace.v3.ZipkinConfig": ZipkinConfig;
+  "envoy.config.trace.v3.OpenTelemetryConfig": OpenTelemetryConfig;
+  "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext": DownstreamTlsContext;
+  "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext": UpstreamTlsContext;
+  "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer": RawBuffer;
+  "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector": TlsInspector;
+  "envoy.extensions.filters.http.rbac.v3.RBAC": HttpRBAC;
+  "envoy.extensions.filters.network.rbac.v3.RBAC": NetworkRBAC;
 }
 
 export type TypeName = keyof TypedMessages;
@@ -65,4 +83,12 @@ export const FILTER = {
   /** Also the key of `typed_extension_protocol_options`, which Envoy looks up by the type's name. */
   httpProtocolOptions: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   previousHosts: "envoy.retry_host_predicates.previous_hosts",
+  tlsInspector: "envoy.filters.listener.tls_inspector",
+  tlsTransportSocket: "envoy.transport_sockets.tls",
+  rawBufferTransportSocket: "envoy.transport_sockets.raw_buffer",
+  /** Istio's names for its RBAC filter instances (unique names: per-route config is keyed by them). */
+  rbacAudit: "envoy.filters.http.rbac",
+  rbacDeny: "istio.authorization.deny",
+  rbacAllow: "istio.authorization.allow",
+  networkRbac: "envoy.filters.network.rbac",
 } as const;

@@ -63,6 +63,11 @@ export interface AdsClientOptions {
   backoff?: BackoffOptions;
   /** Extra gRPC channel options (keepalive, message sizes). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Channel credentials, asked for at every (re)connect so a rotated workload certificate is used from the next
+   * connection on; default plaintext. xDS over TLS: `grpc.credentials.createSsl(root, key, chain)`.
+   */
+  credentials?: () => grpc.ChannelCredentials;
 }
 
 export interface NackInfo {
@@ -253,7 +258,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private connect(): void {
     this.timer = undefined;
     if (this.closed) return;
-    const client = createAdsClient(this.options.address, grpc.credentials.createInsecure(), {
+    const credentials = this.options.credentials?.() ?? grpc.credentials.createInsecure();
+    const client = createAdsClient(this.options.address, credentials, {
       "grpc.max_receive_message_length": DEFAULT_MAX_RECEIVE,
       ...this.options.channelOptions,
     }) as unknown as Stream["client"];

@@ -77,6 +77,8 @@ const EAGER_PROTOS = [
   "envoy/extensions/filters/http/cors/v3/cors.proto",
   "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
   "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+  "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto",
+  "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
   "envoy/extensions/transport_sockets/tls/v3/secret.proto",
   "envoy/extensions/clusters/aggregate/v3/cluster.proto",
   "envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto",
@@ -85,6 +87,10 @@ const EAGER_PROTOS = [
   "envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto",
   "envoy/extensions/load_balancing_policies/random/v3/random.proto",
   "envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto",
+  "envoy/config/trace/v3/opentelemetry.proto",
+  "envoy/config/trace/v3/zipkin.proto",
+  // Istio's own filter configs (peer metadata exchange) travel as TypedStructs.
+  "xds/type/v3/typed_struct.proto",
 ];
 
 let root: protobuf.Root | undefined;

@@ -23,6 +23,9 @@ import {
 } from "./protos.js";
 import type { Snapshot, SnapshotCache, SnapshotResource } from "./snapshot.js";
 
+/** What a server call knows of its transport (grpc-js exports the type only from the call's signature). */
+type AuthContext = ReturnType<grpc.ServerDuplexStream<unknown, unknown>["getAuthContext"]>;
+
 /** The control plane's plaintext xDS address (DESIGN.md, well-known ports). */
 export const DEFAULT_ADS_ADDRESS = "127.0.0.1:15010";
 
@@ -88,6 +91,11 @@ export interface AdsServerOptions {
   address?: string;
   /** Default: insecure (plaintext), for loopback. */
   credentials?: grpc.ServerCredentials;
+  /**
+   * Checks a stream's node against how the stream was secured (the client certificate of a TLS stream). Returns
+   * why the node may not use the stream, which then ends with PERMISSION_DENIED; undefined to let it in.
+   */
+  authenticate?: (node: NodeInfo, auth: AuthContext) => string | undefined;
 }
 
 // LDS and CDS are the types where an empty first subscription means "everything for this node".
@@ -105,6 +113,7 @@ function ordered(typeUrls: Iterable<string>): string[] {
 
 /** A request the protocol does not allow: the stream ends with INVALID_ARGUMENT. */
 class ProtocolError extends Error {}
+class AuthenticationError extends Error {}
 
 function nodeInfo(node: Node__Output): NodeInfo {
   return {
@@ -131,6 +140,7 @@ interface StreamHost {
   readonly cache: SnapshotCache;
   nextNonce(): string;
   report<K extends keyof AdsServerEvents>(event: K, ...args: AdsServerEvents[K]): void;
+  authenticate?: (node: NodeInfo, auth: AuthContext) => string | undefined;
   opened(stream: AdsStream): void;
   closed(stream: AdsStream): void;
 }
@@ -178,8 +188,13 @@ abstract class AdsStream {
     try {
       this.handle(req);
     } catch (e) {
-      const invalid = e instanceof ProtocolError;
-      this.fail(invalid ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL, (e as Error).message);
+      const code =
+        e instanceof ProtocolError
+          ? grpc.status.INVALID_ARGUMENT
+          : e instanceof AuthenticationError
+            ? grpc.status.PERMISSION_DENIED
+            : grpc.status.INTERNAL;
+      this.fail(code, (e as Error).message);
     }
   }
 
@@ -187,7 +202,10 @@ abstract class AdsStream {
   protected identify(node: Node__Output | null | undefined): void {
     if (this.node === undefined) {
       if (!node?.id) throw new ProtocolError("the first request on an xDS stream must carry node.id");
-      this.node = nodeInfo(node);
+      const info = nodeInfo(node);
+      const refused = this.host.authenticate?.(info, this.call.getAuthContext());
+      if (refused !== undefined) throw new AuthenticationError(refused);
+      this.node = info;
       // Watch before announcing, so a snapshot set from a streamOpened listener is not missed.
       this.unwatch = this.host.cache.watch(node.id, () => this.schedule());
       this.host.opened(this);
@@ -626,6 +644,7 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
       cache: this.cache,
       nextNonce: () => (++this.nonceCounter).toString(36),
       report: (event, ...args) => this.report(event, ...args),
+      authenticate: options.authenticate,
       opened: (s) => this.report("streamOpened", s.node?.id as string, s.node as NodeInfo, s.id),
       closed: (s) => {
         this.streams.delete(s);
@@ -642,10 +661,16 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
     });
   }
 
-  /** Binds the configured address (default 127.0.0.1:15010) and resolves to the bound port. */
-  listen(address: string = this.address): Promise<number> {
+  /**
+   * Binds the configured address (default 127.0.0.1:15010) and resolves to the bound port. May be called again
+   * with another address and credentials (xDS over TLS beside plaintext): one server, several ports.
+   */
+  listen(
+    address: string = this.address,
+    credentials: grpc.ServerCredentials = this.credentials,
+  ): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.grpcServer.bindAsync(address, this.credentials, (err, port) => {
+      this.grpcServer.bindAsync(address, credentials, (err, port) => {
         if (err) {
           reject(
             new SkeinError(

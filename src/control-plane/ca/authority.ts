@@ -276,6 +276,58 @@ export class CertificateAuthority {
       expiresAt,
     };
   }
+
+  /**
+   * A serving certificate for the control plane itself (xDS over TLS): the key pair is made here, in the
+   * process that will use it; DNS and IP SANs so clients dialling the host by name or address can verify it,
+   * and the control plane's own SPIFFE ID. Valid for `ttlMs` (default a year, never past the CA's expiry).
+   */
+  async issueServingCertificate(
+    names: { uri: string; dns: string[]; ips: string[] },
+    ttlMs = 365 * 24 * 3600_000,
+  ): Promise<{ key: string; certificateChain: string; rootCert: string; expiresAt: Date }> {
+    const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+    const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair;
+    const at = Math.floor(this.now() / 1000) * 1000;
+    const expiresAt = new Date(Math.min(at + ttlMs, this.signer.cert.notAfter.getTime()));
+    const leaf = await x509.X509CertificateGenerator.create({
+      serialNumber: serialNumber(),
+      subject: "CN=skein-control-plane",
+      issuer: this.signer.cert.subjectName,
+      notBefore: new Date(at - BACKDATE_MS),
+      notAfter: expiresAt,
+      publicKey: keys.publicKey,
+      signingKey: this.signingKey.key,
+      signingAlgorithm: this.signingKey.algorithm,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+          true,
+        ),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension([
+          { type: "url", value: names.uri },
+          ...names.dns.map((value) => ({ type: "dns" as const, value })),
+          ...names.ips.map((value) => ({ type: "ip" as const, value })),
+        ]),
+        this.authorityKeyId,
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)).toString("base64");
+    const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)?.join("\n")}\n-----END PRIVATE KEY-----\n`;
+    const certificate = leaf.toString("pem").trim().concat("\n");
+    return {
+      key,
+      certificateChain: certificate + this.chain.map((c) => c.pem).join(""),
+      rootCert: this.rootCert,
+      expiresAt,
+    };
+  }
 }
 
 /** Parses a PEM CSR and checks its key and self-signature (proof that the caller holds the private key). */

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { RuntimeConfig } from "../config/types.js";
 import type { Stats } from "../router/stats.js";
 import type { ClusterManager, HostStatus } from "../upstream/types.js";
+import { serveTap, type TapHub } from "./tap.js";
 
 export const ADMIN_PORT = 15000;
 
@@ -27,6 +28,8 @@ export interface AdminOptions {
   listeners?: () => readonly { name: string; address: string; port: number }[];
   /** Extra text pages (path → text). */
   pages?: Record<string, () => string>;
+  /** Live requests for `GET /tap` (skein tap); absent: not served. */
+  tap?: TapHub;
 }
 
 export class AdminServer {
@@ -55,7 +58,12 @@ export class AdminServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const page = this.page(new URL(req.url ?? "/", "http://admin"), req.method ?? "GET");
+    const url = new URL(req.url ?? "/", "http://admin");
+    if (url.pathname === "/tap" && this.opts.tap) {
+      serveTap(this.opts.tap, url, req, res);
+      return;
+    }
+    const page = this.page(url, req.method ?? "GET");
     const body = page.json !== undefined ? `${JSON.stringify(page.json, null, 2)}\n` : (page.text ?? "");
     res.writeHead(page.status, {
       "content-type": page.json !== undefined ? "application/json" : "text/plain; charset=utf-8",

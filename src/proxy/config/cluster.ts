@@ -22,8 +22,8 @@ import {
   setFields,
   wrapped,
 } from "./fields.js";
-import { checkTransportSocket } from "./filters.js";
 import { checkAdsSource } from "./listener.js";
+import { compileTransportSocket, structValues } from "./tls.js";
 import type { CircuitBreakers, Cluster, HealthCheck, LbPolicy, OutlierDetection } from "./types.js";
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -545,6 +545,7 @@ const CLUSTER_FIELDS = names(
   "leastRequestLbConfig",
   "commonLbConfig",
   "transportSocket",
+  "transportSocketMatches",
   "metadata",
   "protocolSelection",
   "upstreamConnectionOptions",
@@ -573,11 +574,19 @@ export function compileCluster(c: Cluster__Output): Cluster {
     at.field("clusterType").unsupported(
       `custom cluster type ${c.clusterType?.name ?? ""} is not supported by the Skein sidecar (aggregate clusters included)`,
     );
-  checkTransportSocket(c.transportSocket, at.field("transportSocket"));
-  if (c.transportSocketMatches.length > 0)
-    at.field("transportSocketMatches").unsupported(
-      "transport socket matches are not supported by the Skein sidecar",
+  const tls = compileTransportSocket(c.transportSocket, "upstream", at.field("transportSocket"));
+  const matches = c.transportSocketMatches.map((m, i) => {
+    const mat = at.field("transportSocketMatches").index(i);
+    onlyFields(
+      "envoy.config.cluster.v3.Cluster.TransportSocketMatch",
+      m,
+      names("name", "match", "transportSocket"),
+      mat,
     );
+    if (m.name === "") mat.field("name").invalid("must not be empty");
+    const mtls = compileTransportSocket(m.transportSocket, "upstream", mat.field("transportSocket"));
+    return { name: m.name, match: structValues(m.match), ...(mtls && { tls: mtls }) };
+  });
   onlyFields("envoy.config.cluster.v3.Cluster", c, CLUSTER_FIELDS, at);
 
   // An unset discovery type is STATIC (the enum's zero).
@@ -605,6 +614,8 @@ export function compileCluster(c: Cluster__Output): Cluster {
   if (lb.ringSize !== undefined) out.ringSize = lb.ringSize;
   if (p.maxConnectionDurationMs !== undefined) out.maxConnectionDurationMs = p.maxConnectionDurationMs;
   if (p.http2MaxConcurrentStreams !== undefined) out.http2MaxConcurrentStreams = p.http2MaxConcurrentStreams;
+  if (tls) out.tls = tls;
+  if (matches.length > 0) out.transportSocketMatches = matches;
 
   if (type === "EDS") {
     const eds = c.edsClusterConfig;

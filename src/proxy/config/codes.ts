@@ -4,7 +4,7 @@
 export const ProxyConfigCodes = {
   /** A field or feature the Skein sidecar cannot honour (an unknown filter, an unsupported cluster type, ...). */
   UNSUPPORTED: "SKEIN_E_PROXY_CONFIG_UNSUPPORTED",
-  /** TLS transport sockets: not supported until the sidecar does mTLS. */
+  /** A TLS setting the sidecar cannot honour (an unknown secret, cipher suites, OCSP, ...), or a non-TLS transport socket. */
   TLS: "SKEIN_E_PROXY_CONFIG_TLS",
   /** A value Envoy would reject too: missing required fields, duplicate names, the router not last, ... */
   INVALID: "SKEIN_E_PROXY_CONFIG_INVALID",

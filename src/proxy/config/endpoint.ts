@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import type { ClusterLoadAssignment__Output } from "../../xds/generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js";
 import { At, names, onlyFields, resourceLabel, wrapped } from "./fields.js";
+import { structValues } from "./tls.js";
 import type { Endpoint, EndpointSet } from "./types.js";
 
 /** Envoy's limit on priorities. */
@@ -28,6 +29,16 @@ const LOCALITY_FIELDS = names(
 const LB_ENDPOINT_FIELDS = names("endpoint", "healthStatus", "metadata", "loadBalancingWeight");
 // hostname only feeds Envoy's auto_host_rewrite, which the sidecar refuses.
 const ENDPOINT_FIELDS = names("address", "hostname");
+
+/** Envoy reads transport socket matches from this filter metadata namespace of the endpoint. */
+export const TRANSPORT_SOCKET_MATCH = "envoy.transport_socket_match";
+
+function transportSocketMatchOf(
+  metadata: { filterMetadata?: Record<string, unknown> | null } | null | undefined,
+): { transportSocketMatch?: Record<string, unknown> } {
+  const s = metadata?.filterMetadata?.[TRANSPORT_SOCKET_MATCH];
+  return s ? { transportSocketMatch: structValues(s as Parameters<typeof structValues>[0]) } : {};
+}
 
 /**
  * ClusterLoadAssignment → EndpointSet. `at` is the position of an inline assignment inside its cluster; an
@@ -96,6 +107,7 @@ export function compileClusterLoadAssignment(
         healthy: lb.healthStatus === "UNKNOWN" || lb.healthStatus === "HEALTHY",
         locality,
         priority: group.priority,
+        ...transportSocketMatchOf(lb.metadata),
       });
     }
   }

@@ -5,11 +5,11 @@ import type { FaultDelay__Output } from "../../xds/generated/envoy/extensions/fi
 import type { CorsPolicy__Output } from "../../xds/generated/envoy/extensions/filters/http/cors/v3/CorsPolicy.js";
 import type { FaultAbort__Output } from "../../xds/generated/envoy/extensions/filters/http/fault/v3/FaultAbort.js";
 import type { HTTPFault__Output } from "../../xds/generated/envoy/extensions/filters/http/fault/v3/HTTPFault.js";
+import type { JwtAuthentication__Output } from "../../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js";
 import type { Router__Output } from "../../xds/generated/envoy/extensions/filters/http/router/v3/Router.js";
 import type { HttpFilter__Output } from "../../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
 import { LOCAL_RATE_LIMIT_TYPE, type LocalRateLimit__Output } from "../../xds/local-ratelimit.js";
 import { messageType } from "../../xds/protos.js";
-import { ProxyConfigCodes } from "./codes.js";
 import {
   type At,
   anyTypeName,
@@ -21,7 +21,10 @@ import {
   positiveDurationMs,
   wrapped,
 } from "./fields.js";
+import { compileJwtAuthentication, JWT_AUTHN_TYPE } from "./jwt.js";
 import { compileHeaderMatcher, compileStringMatcher } from "./matchers.js";
+import { typedStructCompiler } from "./peer-metadata.js";
+import { compileHttpRbac, HTTP_RBAC_TYPE } from "./rbac.js";
 import type {
   CorsConfig,
   CorsFilterConfig,
@@ -266,6 +269,8 @@ const HTTP_FILTERS: Record<string, FilterCompiler> = {
   [FAULT_TYPE]: (m, at) => compileFault(m as unknown as HTTPFault__Output, at),
   [CORS_TYPE]: compileCorsFilter,
   [LOCAL_RATE_LIMIT_TYPE]: (m, at) => compileLocalRateLimit(m as unknown as LocalRateLimit__Output, at),
+  [JWT_AUTHN_TYPE]: (m, at) => compileJwtAuthentication(m as unknown as JwtAuthentication__Output, at),
+  [HTTP_RBAC_TYPE]: (m, at) => compileHttpRbac(m as unknown as Parameters<typeof compileHttpRbac>[0], at),
 };
 
 const HTTP_FILTER_FIELDS = names("name", "typedConfig", "isOptional");
@@ -297,7 +302,7 @@ export function compileHttpFilters(filters: readonly HttpFilter__Output[], at: A
     seen.add(f.name);
     if (!f.typedConfig) return fat.field("typedConfig").invalid("is required");
     const typeName = anyTypeName(f.typedConfig);
-    const compile = HTTP_FILTERS[typeName];
+    const compile = HTTP_FILTERS[typeName] ?? typedStructCompiler(typeName, f.typedConfig);
     if (!compile) {
       if (f.isOptional) continue; // Envoy skips optional filters it does not know.
       return fat.unsupported(
@@ -364,24 +369,4 @@ export function compilePerFilterConfig(
     if (config) out.set(name, config);
   }
   return out;
-}
-
-/** Transport sockets: plaintext only until the sidecar does TLS (the security work brings mTLS). */
-export function checkTransportSocket(
-  ts: { name: string; typedConfig?: AnyLike | null } | null | undefined,
-  at: At,
-): void {
-  if (!ts) return;
-  const typeName = anyTypeName(ts.typedConfig);
-  if (typeName === "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer") return;
-  if (!typeName && (ts.name === "envoy.transport_sockets.raw_buffer" || ts.name === "raw_buffer")) return;
-  if (
-    typeName.startsWith("envoy.extensions.transport_sockets.tls.") ||
-    ts.name === "envoy.transport_sockets.tls"
-  )
-    at.fail(
-      ProxyConfigCodes.TLS,
-      "TLS transport sockets are not supported by the Skein sidecar yet (mutual TLS comes with the security work); serve this plaintext",
-    );
-  at.unsupported(`unsupported transport socket ${ts.name || typeName}`);
 }

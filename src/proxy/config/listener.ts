@@ -1,16 +1,30 @@
 // Listener (LDS) → Listener: one socket address, one filter chain ending in an HTTP connection manager
 // (filters, RDS name or inline routes) or a TCP proxy. The sidecar serves exactly one chain per listener,
 // so it refuses chains it would have to choose between and match criteria it cannot evaluate.
+
+import { isDeepStrictEqual } from "node:util";
 import type { ConfigSource__Output } from "../../xds/generated/envoy/config/core/v3/ConfigSource.js";
 import type { FilterChain__Output } from "../../xds/generated/envoy/config/listener/v3/FilterChain.js";
 import type { Listener__Output } from "../../xds/generated/envoy/config/listener/v3/Listener.js";
 import type { HttpConnectionManager__Output } from "../../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
 import type { TcpProxy__Output } from "../../xds/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.js";
 import { HTTP_CONNECTION_MANAGER } from "../../xds/protos.js";
+import { accessLogOf, compileAccessLogs } from "./access-log.js";
 import { At, anyTypeName, decodeAny, msOr, names, onlyFields, resourceLabel, wrapped } from "./fields.js";
-import { checkTransportSocket, compileHttpFilters } from "./filters.js";
+import { compileHttpFilters } from "./filters.js";
+import { compilePathNormalization, PATH_NORMALIZATION_FIELDS } from "./path-normalization.js";
+import { compileNetworkRbacFilter, NETWORK_RBAC_TYPE, withNetworkRbac } from "./rbac.js";
+import type { NetworkRbacConfig } from "./rbac-types.js";
 import { clustersOf, compileRouteConfiguration, validatesClusters } from "./route.js";
-import type { HttpListenerConfig, Listener, TcpListenerConfig } from "./types.js";
+import { compileTransportSocket, TLS_INSPECTOR } from "./tls.js";
+import { applyTracingMetadata, compileHcmTracing, TRACING_FILTER } from "./tracing.js";
+import type {
+  ChainTransport,
+  HttpListenerConfig,
+  Listener,
+  ListenerTransport,
+  TcpListenerConfig,
+} from "./types.js";
 
 export const TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 /** Envoy's idle timeout for downstream HTTP connections and for TCP proxy sessions when unset. */
@@ -64,6 +78,7 @@ const HCM_FIELDS = names(
   "proxy_100Continue",
   "streamErrorOnInvalidHttpMessage",
   "representIpv4RemoteAddressAsIpv4MappedIpv6",
+  ...PATH_NORMALIZATION_FIELDS,
 );
 
 function httpConnectionManager(
@@ -89,6 +104,8 @@ function httpConnectionManager(
     idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
     upgrades: new Set(),
   };
+  const pathNormalization = compilePathNormalization(hcm, at);
+  if (pathNormalization) out.pathNormalization = pathNormalization;
   if (hcm.routeSpecifier === "rds" && hcm.rds) {
     const rat = at.field("rds");
     onlyFields(
@@ -137,6 +154,11 @@ function httpConnectionManager(
       DEFAULT_IDLE_TIMEOUT_MS,
     );
   }
+  // The tracing filter goes first, so its span covers the whole chain.
+  if (hcm.tracing) {
+    out.tracing = compileHcmTracing(hcm.tracing, at.field("tracing"));
+    out.filters.unshift({ name: TRACING_FILTER, config: out.tracing });
+  }
   hcm.upgradeConfigs.forEach((u, i) => {
     const uat = at.field("upgradeConfigs").index(i);
     onlyFields(
@@ -148,6 +170,8 @@ function httpConnectionManager(
     if (u.upgradeType === "") uat.field("upgradeType").invalid("must not be empty");
     if (wrapped(u.enabled, true)) out.upgrades.add(u.upgradeType.toLowerCase());
   });
+  const accessLog = compileAccessLogs(hcm.accessLog, at.field("accessLog"));
+  if (accessLog) out.accessLog = accessLog;
   return out;
 }
 
@@ -188,16 +212,17 @@ function tcpProxy(t: TcpProxy__Output, at: At): TcpListenerConfig {
     statPrefix: t.statPrefix,
     clusters,
     idleTimeoutMs: msOr(t.idleTimeout, at.field("idleTimeout"), DEFAULT_IDLE_TIMEOUT_MS),
+    ...accessLogOf(compileAccessLogs(t.accessLog, at.field("accessLog"))),
   };
 }
 
 /**
- * The match criteria every connection to this listener satisfies, which is all one chain can have:
- * its own destination port and, without TLS, the raw_buffer transport protocol.
+ * The match criteria the sidecar evaluates: its own destination port (which every connection has) and the
+ * transport protocol ("tls" or "raw_buffer", told apart by the tls_inspector). Returns the protocol ("" any).
  */
-function checkChainMatch(chain: FilterChain__Output, port: number, at: At): void {
+function checkChainMatch(chain: FilterChain__Output, port: number, at: At): "" | "tls" | "raw_buffer" {
   const m = chain.filterChainMatch;
-  if (!m) return;
+  if (!m) return "";
   const mat = at.field("filterChainMatch");
   if (m.destinationPort && m.destinationPort.value !== port)
     mat
@@ -205,10 +230,12 @@ function checkChainMatch(chain: FilterChain__Output, port: number, at: At): void
       .unsupported(
         `port ${m.destinationPort.value} differs from the listener's ${port}; the Skein sidecar serves one filter chain per listener`,
       );
-  if (m.transportProtocol !== "" && m.transportProtocol !== "raw_buffer")
+  if (m.transportProtocol !== "" && m.transportProtocol !== "raw_buffer" && m.transportProtocol !== "tls")
     mat
       .field("transportProtocol")
-      .unsupported(`cannot match transport protocol ${m.transportProtocol} (the sidecar speaks plaintext)`);
+      .unsupported(
+        `cannot match transport protocol ${m.transportProtocol} (tls and raw_buffer can be matched)`,
+      );
   for (const f of [
     "prefixRanges",
     "addressSuffix",
@@ -226,9 +253,10 @@ function checkChainMatch(chain: FilterChain__Output, port: number, at: At): void
       mat
         .field(f)
         .unsupported(
-          "cannot evaluate this filter chain match criterion; the Skein sidecar serves one filter chain per listener",
+          "cannot evaluate this filter chain match criterion; the Skein sidecar chooses filter chains by transport_protocol only",
         );
   }
+  return m.transportProtocol as "" | "tls" | "raw_buffer";
 }
 
 // A chain's metadata and name are labels; transport_socket_connect_timeout only bounds a TLS handshake.
@@ -241,17 +269,20 @@ const FILTER_CHAIN_FIELDS = names(
   "transportSocketConnectTimeout",
 );
 
-function filterChain(
-  chain: FilterChain__Output,
-  port: number,
-  at: At,
-  ctx: ListenerContext,
-): Listener["config"] {
-  checkTransportSocket(chain.transportSocket, at.field("transportSocket"));
+interface CompiledChain {
+  protocol: "" | "tls" | "raw_buffer";
+  transport: ChainTransport;
+  config: Listener["config"];
+  at: At;
+}
+
+function filterChain(chain: FilterChain__Output, port: number, at: At, ctx: ListenerContext): CompiledChain {
+  const tls = compileTransportSocket(chain.transportSocket, "downstream", at.field("transportSocket"));
   onlyFields("envoy.config.listener.v3.FilterChain", chain, FILTER_CHAIN_FIELDS, at);
-  checkChainMatch(chain, port, at);
+  const protocol = checkChainMatch(chain, port, at);
   if (chain.filters.length === 0) at.field("filters").invalid("a filter chain needs a terminal filter");
   let config: Listener["config"] | undefined;
+  const rbac: NetworkRbacConfig[] = [];
   chain.filters.forEach((f, i) => {
     const fat = at.field("filters").index(i);
     if (f.configType === "configDiscovery")
@@ -259,6 +290,10 @@ function filterChain(
         .field("configDiscovery")
         .unsupported("filter config discovery (ECDS) is not supported by the Skein sidecar");
     const typeName = anyTypeName(f.typedConfig);
+    if (typeName === NETWORK_RBAC_TYPE) {
+      rbac.push(compileNetworkRbacFilter(f, i === chain.filters.length - 1, fat));
+      return;
+    }
     if (typeName !== HTTP_CONNECTION_MANAGER && typeName !== TCP_PROXY)
       fat.unsupported(`unsupported filter ${f.name || typeName}`);
     if (i !== chain.filters.length - 1)
@@ -270,7 +305,66 @@ function filterChain(
         ? tcpProxy(decoded.message as unknown as TcpProxy__Output, tat)
         : httpConnectionManager(decoded.message as unknown as HttpConnectionManager__Output, tat, ctx);
   });
-  return config as Listener["config"];
+  if (config) config = withNetworkRbac(config, rbac, at.field("filters"));
+  return {
+    protocol,
+    transport: tls ? { kind: "tls", context: tls } : { kind: "plaintext" },
+    config: config as Listener["config"],
+    at,
+  };
+}
+
+/**
+ * Which chain serves each detected transport protocol: a chain matching it exactly, else one without a
+ * transport_protocol, else the default chain, else none (the connection is closed, as Envoy's "no matching
+ * filter chain"). The sidecar runs one filter configuration per listener, so the chains it reaches must carry
+ * the same filters (PERMISSIVE's tls and raw_buffer chains do); they may differ in their transport socket.
+ */
+function listenerTransport(
+  chains: CompiledChain[],
+  fallback: CompiledChain | undefined,
+  inspect: boolean,
+  at: At,
+): { config: Listener["config"]; transport?: ListenerTransport } {
+  const slots: Record<"tls" | "raw_buffer", CompiledChain | undefined> = {
+    tls: undefined,
+    raw_buffer: undefined,
+  };
+  const fill = (c: CompiledChain, protocols: ("tls" | "raw_buffer")[], why: string) => {
+    for (const p of protocols) {
+      const taken = slots[p];
+      if (taken && taken.protocol === c.protocol)
+        at.field("filterChains").unsupported(
+          `${chains.length} filter chains: ${why}; the Skein sidecar chooses filter chains by transport_protocol (tls, raw_buffer) only`,
+        );
+      slots[p] ??= c;
+    }
+  };
+  for (const c of chains)
+    if (c.protocol !== "") fill(c, [c.protocol], `two match transport_protocol ${c.protocol}`);
+  for (const c of chains) if (c.protocol === "") fill(c, ["tls", "raw_buffer"], "two have no match criteria");
+  if (fallback) {
+    slots.tls ??= fallback;
+    slots.raw_buffer ??= fallback;
+  }
+  // Without the inspector every connection is raw_buffer: the tls slot is unreachable.
+  const reached = [...new Set(inspect ? [slots.tls, slots.raw_buffer] : [slots.raw_buffer])].filter(
+    (c): c is CompiledChain => c !== undefined,
+  );
+  const [first] = reached;
+  const base = first ?? chains[0] ?? fallback;
+  if (!base) return at.field("filterChains").invalid("a listener needs a filter chain");
+  for (const c of reached.slice(1))
+    if (!isDeepStrictEqual(c.config, base.config))
+      c.at
+        .field("filters")
+        .unsupported(
+          "the filter chains of one listener must carry the same filters (only their transport_protocol and transport socket may differ)",
+        );
+  const of = (c: CompiledChain | undefined): ChainTransport => c?.transport ?? { kind: "none" };
+  const transport: ListenerTransport = { inspect, tls: of(slots.tls), rawBuffer: of(slots.raw_buffer) };
+  const plain = !inspect && transport.rawBuffer.kind === "plaintext";
+  return plain ? { config: base.config } : { config: base.config, transport };
 }
 
 // Socket tuning Node does not expose (backlog, reuse_port, buffer limits, balancing, accept batching) and
@@ -278,6 +372,7 @@ function filterChain(
 // no listener filters to time.
 const LISTENER_FIELDS = names(
   "name",
+  "listenerFilters",
   "address",
   "filterChains",
   "defaultFilterChain",
@@ -311,11 +406,22 @@ export function compileListener(l: Listener__Output, ctx: ListenerContext = {}):
     at.field("apiListener").unsupported(
       "API listeners are for proxyless gRPC clients; the Skein sidecar serves socket listeners",
     );
-  const [first] = l.listenerFilters;
-  if (first)
-    at.field("listenerFilters")
-      .index(0)
-      .unsupported(`unsupported listener filter ${first.name || anyTypeName(first.typedConfig)}`);
+  let inspect = false;
+  for (const [i, f] of l.listenerFilters.entries()) {
+    const fat = at.field("listenerFilters").index(i);
+    const typeName = anyTypeName(f.typedConfig);
+    if (typeName !== TLS_INSPECTOR)
+      fat.unsupported(`unsupported listener filter ${f.name || typeName} (the sidecar runs tls_inspector)`);
+    onlyFields("envoy.config.listener.v3.ListenerFilter", f, names("name", "typedConfig"), fat);
+    // The read buffer size only bounds how much Envoy peeks at; JA3/JA4 fingerprints are telemetry.
+    onlyFields(
+      TLS_INSPECTOR,
+      decodeAny(f.typedConfig, fat.field("typedConfig")).message,
+      names("enableJa3Fingerprinting", "enableJa4Fingerprinting", "initialReadBufferSize"),
+      fat.field("typedConfig"),
+    );
+    inspect = true;
+  }
   onlyFields("envoy.config.listener.v3.Listener", l, LISTENER_FIELDS, at);
   if (l.deprecatedV1)
     onlyFields(
@@ -343,22 +449,18 @@ export function compileListener(l: Listener__Output, ctx: ListenerContext = {}):
   if (sa.portSpecifier !== "portValue") sat.invalid("port_value is required");
   const port = sa.portValue ?? 0;
 
-  const chains =
-    l.filterChains.length > 0 ? l.filterChains : l.defaultFilterChain ? [l.defaultFilterChain] : [];
-  if (chains.length === 0) at.field("filterChains").invalid("a listener needs a filter chain");
-  if (l.filterChains.length > 1)
-    at.field("filterChains").unsupported(
-      `${l.filterChains.length} filter chains: the Skein sidecar serves exactly one filter chain per listener`,
-    );
-  // With one chain and no criteria it cannot evaluate, every connection takes that chain: the default is unreachable.
-  const chainAt =
-    l.filterChains.length > 0 ? at.field("filterChains").index(0) : at.field("defaultFilterChain");
-  if (l.filterChains.length > 0 && l.defaultFilterChain)
-    checkTransportSocket(
-      l.defaultFilterChain.transportSocket,
-      at.field("defaultFilterChain").field("transportSocket"),
-    );
-  const config = filterChain(chains[0] as FilterChain__Output, port, chainAt, ctx);
+  if (l.filterChains.length === 0 && !l.defaultFilterChain)
+    at.field("filterChains").invalid("a listener needs a filter chain");
+  const chains = l.filterChains.map((c, i) => filterChain(c, port, at.field("filterChains").index(i), ctx));
+  const fallback = l.defaultFilterChain
+    ? filterChain(l.defaultFilterChain, port, at.field("defaultFilterChain"), ctx)
+    : undefined;
+  if (fallback && fallback.protocol !== "")
+    at.field("defaultFilterChain")
+      .field("filterChainMatch")
+      .invalid("the default filter chain takes no match");
+  const { config, transport } = listenerTransport(chains, fallback, inspect, at);
+  if (config.kind === "http" && config.tracing) applyTracingMetadata(config.tracing, l.metadata, at);
 
   const out: Listener = {
     name: l.name,
@@ -368,6 +470,7 @@ export function compileListener(l: Listener__Output, ctx: ListenerContext = {}):
     bind: wrapped(l.bindToPort, wrapped(l.deprecatedV1?.bindToPort, true)),
     config,
   };
+  if (transport) out.transport = transport;
   if (l.useOriginalDst?.value) out.useOriginalDst = true;
   return out;
 }

@@ -1,6 +1,11 @@
 // The sidecar's runtime configuration: what xDS resources become once validated and compiled. The data
 // path reads only these plain structures (a route table per listener, a balancer per cluster); it never
 // interprets Envoy protos per request. Durations are milliseconds; percentages are numbers in [0, 100].
+import type { PathNormalization } from "../router/normalize.js";
+import type { AccessLogConfig } from "./access-log.js";
+import type { JwtAuthnConfig } from "./jwt.js";
+import type { NetworkRbacConfig, RbacFilterConfig } from "./rbac-types.js";
+import type { TracingConfig } from "./tracing.js";
 
 // ── Matching ──────────────────────────────────────────────────────────────────────────────────────────
 
@@ -256,7 +261,30 @@ export interface LocalRateLimitConfig {
   grpcResourceExhausted: boolean;
 }
 
-export type HttpFilterConfig = RouterConfig | FaultConfig | CorsFilterConfig | LocalRateLimitConfig;
+/**
+ * Istio's peer-metadata filter (io.istio.http.peer_metadata.Config, sent as a TypedStruct), with the
+ * istio_headers methods only: which side's metadata to read from headers and which to send.
+ */
+export interface PeerMetadataConfig {
+  kind: "peer-metadata";
+  /** Read the caller's metadata from the request (inbound). */
+  downstreamDiscovery: boolean;
+  /** Read the answering workload's metadata from the response (outbound). */
+  upstreamDiscovery: boolean;
+  /** Send this workload's metadata on the response (inbound). */
+  downstreamPropagation: boolean;
+  /** Send this workload's metadata on the request (outbound). */
+  upstreamPropagation: boolean;
+}
+
+export type HttpFilterConfig =
+  | RouterConfig
+  | FaultConfig
+  | CorsFilterConfig
+  | LocalRateLimitConfig
+  | PeerMetadataConfig
+  | JwtAuthnConfig
+  | RbacFilterConfig;
 
 export interface HttpListenerConfig {
   kind: "http";
@@ -274,6 +302,12 @@ export interface HttpListenerConfig {
   idleTimeoutMs: number;
   /** Upgrades allowed (e.g. websocket). */
   upgrades: Set<string>;
+  /** Access logs written when a request is over; absent: none, and nothing is done per request. */
+  accessLog?: AccessLogConfig[];
+  /** The HCM's tracing (spans, sampling, propagation); absent when it does not trace. */
+  tracing?: TracingConfig;
+  /** normalize_path, merge_slashes, path_with_escaped_slashes_action; absent: the path is left as received. */
+  pathNormalization?: PathNormalization;
 }
 
 export interface TcpListenerConfig {
@@ -281,6 +315,55 @@ export interface TcpListenerConfig {
   statPrefix: string;
   clusters: { name: string; weight: number }[];
   idleTimeoutMs: number;
+  /** Access logs written when a connection is over; absent: none. */
+  accessLog?: AccessLogConfig[];
+  /** Network RBAC filters before tcp_proxy, in chain order; absent: none. */
+  rbac?: NetworkRbacConfig[];
+}
+
+// ── TLS ──────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Where a certificate and key (or a trust bundle) come from: the secret manager by SDS name, or the config. */
+export type CertificateSource =
+  | { kind: "sds"; name: string }
+  | { kind: "inline"; chain: string; key: string };
+export type TrustSource = { kind: "sds"; name: string } | { kind: "inline"; pem: string };
+
+/** A peer SAN check: `type` any (match_subject_alt_names: URI and DNS SANs alike), URI or DNS. */
+export interface SanMatcher {
+  type: "any" | "URI" | "DNS";
+  match: StringMatcher;
+}
+
+/** A compiled CommonTlsContext (plus the side-specific fields of Downstream/UpstreamTlsContext). */
+export interface TlsContext {
+  /** What this side presents; absent: no certificate (an upstream SIMPLE client). */
+  certificate?: CertificateSource;
+  /** What the peer's chain must verify against; absent: the peer is not verified (Envoy without a validation context). */
+  trust?: TrustSource;
+  /** The peer certificate must have a SAN matching one of these (empty: any verified peer). */
+  sans: SanMatcher[];
+  alpn: string[];
+  minVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  maxVersion?: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
+  /** Downstream: the client must present a certificate (require_client_certificate). */
+  requireClientCertificate?: boolean;
+  /** Upstream: the SNI to send. */
+  sni?: string;
+}
+
+/** What a connection of one detected transport protocol gets on a listener. */
+export type ChainTransport = { kind: "plaintext" } | { kind: "tls"; context: TlsContext } | { kind: "none" };
+
+/**
+ * A listener's transport handling, from its filter chains' transport_protocol matches and transport sockets.
+ * With `inspect` (the tls_inspector listener filter) the first bytes tell TLS (0x16 0x03) from raw_buffer;
+ * without it every connection counts as raw_buffer, as in Envoy. `none`: no chain matches, the connection closes.
+ */
+export interface ListenerTransport {
+  inspect: boolean;
+  tls: ChainTransport;
+  rawBuffer: ChainTransport;
 }
 
 export interface Listener {
@@ -293,6 +376,8 @@ export interface Listener {
   /** Hand connections redirected here (iptables) to the listener of their original destination. */
   useOriginalDst?: boolean;
   config: HttpListenerConfig | TcpListenerConfig;
+  /** Absent: every connection is plaintext to the one chain (no TLS, no inspection). */
+  transport?: ListenerTransport;
 }
 
 // ── Clusters and endpoints ───────────────────────────────────────────────────────────────────────────
@@ -377,6 +462,10 @@ export interface Cluster {
   /** STATIC/DNS clusters carry their endpoints inline. */
   loadAssignment?: EndpointSet;
   healthChecks?: HealthCheck[];
+  /** The cluster's transport_socket when it is TLS; absent: plaintext (unless a transport socket match says TLS). */
+  tls?: TlsContext;
+  /** transport_socket_matches in order: the first whose fields all equal an endpoint's metadata wins. */
+  transportSocketMatches?: { name: string; match: Readonly<Record<string, unknown>>; tls?: TlsContext }[];
 }
 
 export interface Endpoint {
@@ -388,6 +477,8 @@ export interface Endpoint {
   /** `region/zone/sub_zone` ("local/a/"); "" when the endpoint has no locality. */
   locality: string;
   priority: number;
+  /** The endpoint's `envoy.transport_socket_match` filter metadata (plain values), for transport socket matches. */
+  transportSocketMatch?: Readonly<Record<string, unknown>>;
 }
 
 export interface EndpointSet {

@@ -19,19 +19,23 @@ import {
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { type Duplex, PassThrough, type Readable } from "node:stream";
+import { logAccess } from "../access-log/writer.js";
 import type { HttpListenerConfig, Listener, RouteTable } from "../config/types.js";
+import { authorizeTunnel } from "../filters/rbac/rbac.js";
 import type { FilterChain } from "../router/chain.js";
 import { type ConnectionInfo, plaintextConnection } from "../router/connection.js";
 import type { DownstreamRequest, HttpConnectionManager } from "../router/downstream.js";
 import { applyMutation, type HeaderRecord } from "../router/headers.js";
 import { type LocalReply, Replies } from "../router/local-reply.js";
 import { selectRoute, selectVirtualHost, selectWeightedCluster } from "../router/match.js";
+import { applyPathNormalization } from "../router/normalize.js";
 import { redirectLocation, rewritePath } from "../router/router.js";
 import type { HttpStats } from "../router/stats.js";
 import { ResponseFlag, StreamInfo } from "../router/stream-info.js";
 import type { ListenerContext } from "./context.js";
 import { Http1Request } from "./http1.js";
 import { Http2Request } from "./http2.js";
+import { DownstreamTransport } from "./transport.js";
 import { tunnel } from "./tunnel.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -86,6 +90,8 @@ export class HttpListener implements HttpConnectionManager {
   private readonly sessions = new WeakMap<ServerHttp2Session, DownstreamConnection>();
   private assigning: DownstreamConnection | undefined;
   private drained: (() => void) | undefined;
+  /** Filter chain selection by transport protocol and TLS termination, before the HTTP sniffing below. */
+  readonly transport: DownstreamTransport;
 
   constructor(
     public listener: Listener,
@@ -94,7 +100,10 @@ export class HttpListener implements HttpConnectionManager {
   ) {
     this.config = listener.config as HttpListenerConfig;
     this.stats = ctx.stats.http(this.config.statPrefix);
-    this.server = createNetServer({ noDelay: true }, this.onConnection);
+    this.transport = new DownstreamTransport(listener.name, ctx.stats, ctx.secrets, this.onConnection);
+    this.server = createNetServer({ noDelay: true }, (s) =>
+      this.transport.accept(s, this.listener.transport),
+    );
     this.h1 = createHttpServer({ noDelay: true, requestTimeout: 0 });
     this.h1.keepAliveTimeout = this.config.idleTimeoutMs;
     this.h1.on("request", this.onHttp1Request);
@@ -142,6 +151,9 @@ export class HttpListener implements HttpConnectionManager {
         if (conn.active === 0) this.connectionIdle(conn);
       }
     }
+    const logs = this.config.accessLog;
+    if (logs) logAccess(logs, req.info);
+    req.info.span?.finish(req.info);
     this.ctx.onRequestComplete?.(req.info);
   }
 
@@ -165,6 +177,7 @@ export class HttpListener implements HttpConnectionManager {
   close(): void {
     this.draining = true;
     this.server.close();
+    this.transport.close();
     for (const conn of this.conns.values()) {
       conn.session?.destroy();
       conn.socket.destroy();
@@ -201,8 +214,9 @@ export class HttpListener implements HttpConnectionManager {
 
   // ── Connections ────────────────────────────────────────────────────────────────────────────────
 
-  private readonly onConnection = (socket: Socket): void => {
+  private readonly onConnection = (socket: Socket, info?: ConnectionInfo): void => {
     const conn = new DownstreamConnection(socket);
+    if (info) conn.info = info;
     this.conns.set(socket, conn);
     const stats = this.stats;
     stats.cxTotal.value++;
@@ -241,6 +255,10 @@ export class HttpListener implements HttpConnectionManager {
       if (h2) {
         conn.kind = "http2";
         this.stats.cxHttp2Total.value++;
+        // The preface decides, as Envoy's codec AUTO does: node's h2 server would refuse a TLS socket whose
+        // ALPN did not say h2 (prior-knowledge h2 over TLS), so the negotiated value is hidden from it.
+        if (conn.info.tls && conn.info.alpn !== "h2")
+          (socket as unknown as { alpnProtocol: unknown }).alpnProtocol = undefined;
         this.assigning = conn;
         this.h2.emit("connection", socket);
         this.assigning = undefined;
@@ -253,6 +271,8 @@ export class HttpListener implements HttpConnectionManager {
       }
     };
     socket.on("data", onData);
+    // A socket whose first bytes the transport inspected arrives paused.
+    socket.resume();
   };
 
   private readonly onSession = (session: ServerHttp2Session): void => {
@@ -355,6 +375,8 @@ export class HttpListener implements HttpConnectionManager {
   }
 
   private run(r: DownstreamRequest): void {
+    // The path every filter, route and the upstream see is the normalised one (authorization depends on it).
+    if (this.config.pathNormalization && !applyPathNormalization(r, this.config.pathNormalization)) return;
     this.chain.run(r, this.ctx.random).catch(() => {
       // A filter threw: a bug, but the client still deserves an answer.
       if (!r.responseEnded) r.sendLocalReply(INTERNAL_ERROR);
@@ -463,7 +485,11 @@ export class HttpListener implements HttpConnectionManager {
       socket.remoteAddress ?? "",
     );
     info.connection = this.conns.get(socket)?.info;
-    const done = () => this.ctx.onRequestComplete?.(info);
+    const done = () => {
+      const logs = this.config.accessLog;
+      if (logs) logAccess(logs, info);
+      this.ctx.onRequestComplete?.(info);
+    };
     const fail = (reply: LocalReply) => {
       info.setFlag(reply.flag);
       info.responseCode = reply.status;
@@ -474,6 +500,13 @@ export class HttpListener implements HttpConnectionManager {
     };
     const table = this.routeTable();
     const req = { method, authority, path, scheme: "http", headers };
+    // Tunnels skip the filter chain, not authorization: the same path normalisation and RBAC rules.
+    const refused = authorizeTunnel(this.config, req, info.connection);
+    if (refused) {
+      fail(refused);
+      return;
+    }
+    path = req.path;
     const vh = table ? selectVirtualHost(table, authority) : undefined;
     const route = vh ? selectRoute(vh, req, this.ctx.random) : undefined;
     info.virtualHost = vh?.name;

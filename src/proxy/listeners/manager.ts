@@ -3,6 +3,7 @@
 // place, so its socket and open connections survive. Also the whole-proxy drain (/quitquitquit, SIGTERM).
 import type { Listener, RouteTable, RuntimeConfig } from "../config/types.js";
 import { registerBuiltinFilters } from "../filters/index.js";
+import { SecretManager } from "../identity/secrets.js";
 import { type LocalNode, UNKNOWN_NODE } from "../node.js";
 import { FilterChain, FilterRegistry, ROUTER_FILTER } from "../router/chain.js";
 import { createRouterFilter } from "../router/router.js";
@@ -34,6 +35,8 @@ export interface ListenerManagerOptions {
   node?: LocalNode;
   /** How long a listener removed by LDS keeps serving its open connections (default 10 s). */
   removedListenerDrainMs?: number;
+  /** Secrets for TLS filter chains; default: an empty manager (TLS chains then refuse connections). */
+  secrets?: SecretManager;
 }
 
 export interface ListenerFailure {
@@ -90,6 +93,7 @@ export class ListenerManager {
       routes: () => this.routes,
       onRequestComplete: opts.onRequestComplete,
       node: opts.node ?? UNKNOWN_NODE,
+      secrets: opts.secrets ?? new SecretManager(),
     };
   }
 

@@ -2,11 +2,15 @@
 // and bytes pass both ways untouched, with half-close and an idle timeout. Bytes wait in the kernel until
 // the upstream is connected (pauseOnConnect), so nothing is read that could be lost.
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { logAccess } from "../access-log/writer.js";
 import type { Listener, TcpListenerConfig } from "../config/types.js";
+import { NetworkRbac } from "../filters/rbac/network.js";
+import { type ConnectionInfo, plaintextConnection } from "../router/connection.js";
 import type { Stat } from "../router/stats.js";
 import { ResponseFlag, StreamInfo } from "../router/stream-info.js";
 import type { ListenerContext } from "./context.js";
 import { listen } from "./http-listener.js";
+import { DownstreamTransport } from "./transport.js";
 import { tunnel } from "./tunnel.js";
 
 interface TcpStats {
@@ -47,9 +51,13 @@ export class TcpListener {
   config: TcpListenerConfig;
   draining = false;
   private stats: TcpStats;
+  /** The chain's network RBAC filters; undefined when it has none. */
+  private rbac: NetworkRbac | undefined;
   private readonly server: NetServer;
   private readonly sockets = new Set<Socket>();
   private drained: (() => void) | undefined;
+  /** Filter chain selection by transport protocol and TLS termination (the proxied bytes are the decrypted ones). */
+  readonly transport: DownstreamTransport;
 
   constructor(
     public listener: Listener,
@@ -57,9 +65,10 @@ export class TcpListener {
   ) {
     this.config = listener.config as TcpListenerConfig;
     this.stats = tcpStats(ctx, this.config.statPrefix);
-    this.server = createNetServer(
-      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true },
-      this.onConnection,
+    this.rbac = this.config.rbac ? new NetworkRbac(this.config.rbac, ctx.stats) : undefined;
+    this.transport = new DownstreamTransport(listener.name, ctx.stats, ctx.secrets, this.onConnection);
+    this.server = createNetServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) =>
+      this.transport.accept(s, this.listener.transport),
     );
   }
 
@@ -79,6 +88,7 @@ export class TcpListener {
     this.listener = listener;
     this.config = listener.config as TcpListenerConfig;
     this.stats = tcpStats(this.ctx, this.config.statPrefix);
+    this.rbac = this.config.rbac ? new NetworkRbac(this.config.rbac, this.ctx.stats) : undefined;
   }
 
   /** Stops accepting; open connections carry on until they end or `ms` passes. */
@@ -106,22 +116,26 @@ export class TcpListener {
   close(): void {
     this.draining = true;
     this.server.close();
+    this.transport.close();
     for (const s of this.sockets) s.destroy();
   }
 
-  private readonly onConnection = (socket: Socket): void => {
+  private readonly onConnection = (socket: Socket, connection?: ConnectionInfo): void => {
     const stats = this.stats;
     stats.cxTotal.value++;
     stats.cxActive.value++;
     this.sockets.add(socket);
     socket.on("error", noop);
     const info = new StreamInfo(this.listener.name, "TCP", "", "", "", socket.remoteAddress ?? "");
+    info.connection = connection ?? plaintextConnection(socket);
     const ac = new AbortController();
     let finished = false;
     const done = () => {
       if (finished) return;
       finished = true;
       info.downstreamResponseEnd = info.elapsed();
+      const logs = this.config.accessLog;
+      if (logs) logAccess(logs, info);
       this.ctx.onRequestComplete?.(info);
     };
     socket.once("close", () => {
@@ -134,6 +148,14 @@ export class TcpListener {
         d?.();
       }
     });
+    // Network RBAC: a refused connection is closed before any upstream is chosen or connected.
+    const refused = this.rbac?.refusal(info.connection);
+    if (refused !== undefined) {
+      info.responseCodeDetails = `rbac_access_denied_matched_policy[${refused}]`;
+      socket.destroy();
+      done();
+      return;
+    }
     const name = pickTcpCluster(this.config.clusters, this.ctx.random());
     info.cluster = name;
     const cluster = name !== undefined ? this.ctx.clusters.get(name) : undefined;

@@ -76,6 +76,9 @@ const ENVOY_NAME_BY_KIND: Readonly<Record<string, string>> = {
   fault: "envoy.filters.http.fault",
   "cors-filter": "envoy.filters.http.cors",
   "local-ratelimit": "envoy.filters.http.local_ratelimit",
+  "jwt-authn": "envoy.filters.http.jwt_authn",
+  "peer-metadata": "istio.metadata_exchange",
+  rbac: "envoy.filters.http.rbac",
 };
 
 export class FilterRegistry {

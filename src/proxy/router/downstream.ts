@@ -54,6 +54,8 @@ export abstract class DownstreamRequest implements MatchableRequest {
     public headers: IncomingHeaders,
   ) {
     this.stats = manager.stats;
+    // A reference, not a copy: access logs read it only once the request is over.
+    info.requestHeaders = headers;
   }
 
   abstract readonly http2: boolean;
@@ -129,6 +131,7 @@ export abstract class DownstreamRequest implements MatchableRequest {
     if (this.started) return;
     this.started = true;
     this.info.responseCode = status;
+    this.info.responseHeaders = headers;
     this.stats.responded(status);
     this.manager.encodeHeaders(this, status, headers);
     this.writeHeaders(status, headers, endStream);

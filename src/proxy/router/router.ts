@@ -439,6 +439,7 @@ class UpstreamCall {
 
       const status = res.status;
       info.upstreamResponseStart = info.elapsed();
+      info.upstreamPeerPrincipal = host.peerPrincipal;
       const grpcInHeaders = grpcStatusOf(res.headers["grpc-status"]);
       const grpc = isGrpc(res.headers["content-type"]);
       if (

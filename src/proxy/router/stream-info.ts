@@ -1,5 +1,6 @@
 // What happened to one request, for access logs and metrics: Envoy's response flags and timings. The data
 // path fills it in as it goes and hands it to an optional completion hook; nothing here logs.
+import type { PeerMetadata } from "../telemetry/peer-metadata.js";
 import type { ConnectionInfo } from "./connection.js";
 
 /** Envoy response flags as bits, so setting one allocates nothing. */
@@ -97,9 +98,22 @@ export class StreamInfo {
   connection: ConnectionInfo | undefined;
   /** The URI SAN of the upstream's certificate, verified, when the last attempt went over mutual TLS. */
   upstreamPeerPrincipal: string | undefined;
+  /**
+   * The other end's workload from the peer-metadata exchange, set only when it arrived over mutual TLS
+   * (the caller's on inbound listeners, the answering workload's on outbound ones).
+   */
+  peer: PeerMetadata | undefined;
   /** When the downstream request finished arriving and the response finished leaving. */
   downstreamRequestEnd = -1;
   downstreamResponseEnd = -1;
+  /** The request's span when the listener traces; ended with the request (the tracing filter sets it). */
+  span: { finish(info: StreamInfo): void } | undefined;
+  /** The trace the request belongs to (32 hex digits), when the listener traces. */
+  traceId: string | undefined;
+  /** The downstream request's headers as received, for access logs (%REQ(...)%); undefined for TCP. */
+  requestHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
+  /** The response headers as sent downstream, for access logs (%RESP(...)%); undefined before a response. */
+  responseHeaders: Readonly<Record<string, string | string[] | undefined>> | undefined;
 
   constructor(
     readonly listener: string,

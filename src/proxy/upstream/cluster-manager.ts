@@ -2,6 +2,7 @@
 // synchronous step (no request sees half an update). New clusters are created, removed ones drained and
 // closed, changed ones updated in place so hosts that stay keep their connections and counters.
 import type { Cluster, EndpointSet, HashPolicy } from "../config/types.js";
+import { SecretManager } from "../identity/secrets.js";
 import { type ClusterEnvironment, lookupIPv4, UpstreamClusterImpl } from "./cluster.js";
 import { hashFor } from "./hash.js";
 import type { ClusterManager, ClusterStats } from "./types.js";
@@ -14,6 +15,8 @@ export interface ClusterManagerOptions {
   /** Clock and randomness (outlier timing, balancer choices), replaceable in tests. */
   now?: () => number;
   random?: () => number;
+  /** Secrets for TLS endpoints; default: an empty manager (TLS endpoints then fail to connect, UF). */
+  secrets?: SecretManager;
 }
 
 /** The manager with its extras: stats() always present, close() with an optional grace period. */
@@ -38,6 +41,7 @@ class Manager implements SkeinClusterManager {
       random: options.random ?? Math.random,
       dnsRefreshMs: options.dnsRefreshMs ?? 5000,
       resolve: options.resolve ?? lookupIPv4,
+      secrets: options.secrets ?? new SecretManager(),
     };
   }
 

@@ -5,6 +5,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Cluster, Endpoint } from "../config/types.js";
+import type { SecretManager } from "../identity/secrets.js";
 import { createBalancer, type HostSets, type LoadBalancer } from "./balancers.js";
 import { HealthChecker } from "./health-check.js";
 import { type HostCluster, hostKey, UpstreamHost } from "./host.js";
@@ -18,6 +19,8 @@ export interface ClusterEnvironment {
   dnsRefreshMs: number;
   /** IPv4 addresses of a name (dns.lookup by default; tests may substitute). */
   resolve: (hostname: string) => Promise<string[]>;
+  /** The `default` and `ROOTCA` secrets TLS endpoints use. */
+  secrets?: SecretManager;
 }
 
 export async function lookupIPv4(hostname: string): Promise<string[]> {
@@ -79,6 +82,11 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /** The sidecar's secrets, for TLS endpoints. */
+  get secrets(): SecretManager | undefined {
+    return this.env.secrets;
   }
 
   /** A CDS and/or EDS change for this cluster. `endpoints` is the EDS set (EDS clusters only). */
@@ -239,6 +247,7 @@ export class UpstreamClusterImpl implements UpstreamCluster, HostCluster {
         h.healthy = e.healthy;
         h.locality = e.locality;
         h.priority = e.priority;
+        h.transportSocketMatch = e.transportSocketMatch;
       } else {
         h = new UpstreamHost(this, e);
         // As in Envoy, a host joining a health-checked cluster takes no traffic until a check passes.

@@ -47,12 +47,16 @@ class H2Connection {
     const host = pool.host;
     this.session = http2.connect(originOf(host.address, host.port), {
       createConnection: () =>
-        openSocket(host, (err) => {
-          if (err) {
-            this.failure = err;
-            this.session.destroy();
-          }
-        }),
+        openSocket(
+          host,
+          (err) => {
+            if (err) {
+              this.failure = err;
+              this.session.destroy();
+            }
+          },
+          "http2",
+        ),
       settings: { enablePush: false },
     });
     this.session.on("connect", () => {

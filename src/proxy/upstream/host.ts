@@ -3,12 +3,14 @@
 // EDS updates that keep their address:port, so their connections, counters and health do too.
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Cluster, Endpoint } from "../config/types.js";
+import type { Cluster, Endpoint, TlsContext } from "../config/types.js";
+import type { SecretManager } from "../identity/secrets.js";
 import type { BalancedHost } from "./balancers.js";
 import { Http2Pool } from "./h2.js";
 import type { CheckedHost } from "./health-check.js";
 import type { OutlierHost } from "./outlier.js";
 import { abortReason, Http1Pool, openSocket, overflow, type PoolHost } from "./pool.js";
+import { endpointTls } from "./tls.js";
 import type {
   ClusterStats,
   Host,
@@ -24,6 +26,8 @@ export interface HostCluster {
   readonly name: string;
   readonly config: Cluster;
   readonly stats: ClusterStats;
+  /** Secrets for TLS endpoints. */
+  readonly secrets?: SecretManager;
   /** Routes a reported outcome to outlier detection. */
   outcome(host: UpstreamHost, outcome: HostOutcome): void;
 }
@@ -43,6 +47,10 @@ export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost, 
   locality: string;
   priority: number;
   lbIndex = 0;
+  /** The endpoint's `envoy.transport_socket_match` metadata (kept up to date by EDS). */
+  transportSocketMatch: Readonly<Record<string, unknown>> | undefined;
+  /** The server identity verified on the last TLS connection to this host (StreamInfo.upstreamPeerPrincipal). */
+  peerPrincipal: string | undefined;
 
   active = 0;
   requestsTotal = 0;
@@ -79,6 +87,12 @@ export class UpstreamHost implements Host, BalancedHost, OutlierHost, PoolHost, 
     this.healthy = endpoint.healthy;
     this.locality = endpoint.locality;
     this.priority = endpoint.priority;
+    this.transportSocketMatch = endpoint.transportSocketMatch;
+  }
+
+  /** TLS or plaintext, by the cluster's transport socket (matches) and this endpoint's metadata. */
+  get tls(): TlsContext | undefined {
+    return endpointTls(this.cluster.config, this.transportSocketMatch);
   }
 
   /** EDS says healthy, every active health check passes, and outlier detection has not ejected it. */

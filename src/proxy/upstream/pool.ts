@@ -3,11 +3,16 @@
 // closed, and applies the cluster-wide circuit breakers the way Envoy does: a request takes an idle
 // connection, else waits as pending (bounded by max_pending_requests) for a new one (bounded by
 // max_connections) or a busy one to free up; past either bound it fails at once with UO.
-// Also: the TCP connect with its timeout shared by every protocol, and the streamed response type.
-import { connect as netConnect, type Socket } from "node:net";
+// Also: the TCP connect with its timeout shared by every protocol (and the TLS handshake on top when the
+// endpoint's transport socket says TLS), and the streamed response type.
+import { connect as netConnect, Socket } from "node:net";
 import { Readable } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import { Client, type Dispatcher } from "undici";
-import type { Cluster } from "../config/types.js";
+import type { Cluster, TlsContext } from "../config/types.js";
+import type { SecretManager } from "../identity/secrets.js";
+import { peerPrincipal } from "../identity/tls-contexts.js";
+import { startClientTls } from "./tls.js";
 import { type ClusterStats, UpstreamError, type UpstreamRequest, type UpstreamResponse } from "./types.js";
 
 /** What a pool needs from its host and cluster. */
@@ -15,7 +20,17 @@ export interface PoolHost {
   readonly key: string;
   readonly address: string;
   readonly port: number;
-  readonly cluster: { readonly name: string; readonly config: Cluster; readonly stats: ClusterStats };
+  readonly cluster: {
+    readonly name: string;
+    readonly config: Cluster;
+    readonly stats: ClusterStats;
+    /** The `default` and `ROOTCA` secrets for TLS endpoints (absent: TLS endpoints cannot be reached). */
+    readonly secrets?: SecretManager;
+  };
+  /** This endpoint's transport (the cluster's transport socket or its matching transport socket match). */
+  readonly tls?: TlsContext | undefined;
+  /** The SPIFFE ID the server presented on the last verified TLS connection to this host. */
+  peerPrincipal?: string | undefined;
   connections: number;
   connectionsTotal: number;
   connectFailures: number;
@@ -72,43 +87,71 @@ export function originOf(address: string, port: number): string {
 }
 
 /**
- * Opens a TCP connection with the cluster's connect timeout. `done` is called once: with the connected
- * socket, or with a UF error (beforeRequest: nothing was sent). Destroying the socket early calls nothing.
+ * Opens a TCP connection with the cluster's connect timeout, and for a TLS endpoint does the handshake and
+ * verification within that same time. `done` is called once: with the connected (TLS) socket, or with a UF
+ * error (beforeRequest: nothing was sent) that says why. Destroying the socket early calls nothing.
+ * `protocol` narrows the ALPN offered to what the caller will speak.
  */
 export function openSocket(
   host: PoolHost,
   done: (err: UpstreamError | null, socket: Socket | null) => void,
+  protocol: "http1" | "http2" | "tcp" = "tcp",
 ): Socket {
   const timeoutMs = host.cluster.config.connectTimeoutMs;
-  const socket = netConnect({ host: host.address, port: host.port, noDelay: true });
+  const tls = host.tls;
   let settled = false;
   let timer: NodeJS.Timeout | undefined;
-  const fail = (why: string) => {
+  let socket: Socket;
+  let raw: Socket | undefined;
+  const CHECK_ENDPOINT = "check that the endpoint is up and listening";
+  const CHECK_TLS = "check the server's certificate, the trust bundle (ROOTCA) and the expected identities";
+  const fail = (why: string, hint = CHECK_ENDPOINT) => {
     if (settled) return;
     settled = true;
     if (timer) clearTimeout(timer);
     host.connectFailures++;
     host.cluster.stats.connectFailuresTotal++;
     socket.destroy();
+    raw?.destroy();
     done(
       new UpstreamError(
         "SKEIN_E_UPSTREAM_CONNECT",
         "UF",
-        `cannot connect to ${host.key} (cluster ${host.cluster.name}): ${why}; check that the endpoint is up ` +
-          "and listening",
+        `cannot connect to ${host.key} (cluster ${host.cluster.name}): ${why}${hint ? `; ${hint}` : ""}`,
         true,
       ),
       null,
     );
   };
-  const onError = (err: Error) => fail(describe(err));
+  if (tls) {
+    raw = netConnect({ host: host.address, port: host.port, noDelay: true });
+    try {
+      if (!host.cluster.secrets) throw new Error("this sidecar has no secret manager for TLS");
+      socket = startClientTls(raw, tls, host.cluster.secrets, protocol);
+    } catch (e) {
+      // No identity: fail like a refused connect, after the caller has the socket (as connect errors are).
+      socket = new Socket();
+      const code = (e as { code?: string }).code;
+      const why = `${code ?? "TLS"}: ${(e as Error).message}`;
+      process.nextTick(() => fail(why, ""));
+      return socket;
+    }
+    const tcp = raw;
+    tcp.once("error", (err: Error) => fail(describe(err)));
+    tcp.once("connect", () => tcp.setKeepAlive(true, 60_000));
+  } else socket = netConnect({ host: host.address, port: host.port, noDelay: true });
+  const onError = (err: Error) =>
+    tls ? fail(`TLS handshake failed: ${describe(err)}`, CHECK_TLS) : fail(describe(err));
   socket.once("error", onError);
-  socket.once("connect", () => {
+  socket.once(tls ? "secureConnect" : "connect", () => {
     if (settled) return;
     settled = true;
     if (timer) clearTimeout(timer);
     socket.off("error", onError);
-    socket.setKeepAlive(true, 60_000);
+    if (tls) {
+      const s = socket as TLSSocket;
+      if (s.authorized) host.peerPrincipal = peerPrincipal(s.getPeerCertificate());
+    } else socket.setKeepAlive(true, 60_000);
     done(null, socket);
   });
   socket.once("close", () => {
@@ -234,7 +277,7 @@ class H1Connection {
     const idle = cfg.idleTimeoutMs > 0 ? cfg.idleTimeoutMs : 2_147_483_647;
     this.client = new Client(originOf(host.address, host.port), {
       connect: (_opts, cb) => {
-        openSocket(host, (err, socket) => (err ? cb(err, null) : cb(null, socket as Socket)));
+        openSocket(host, (err, socket) => (err ? cb(err, null) : cb(null, socket as Socket)), "http1");
       },
       pipelining: 1,
       keepAliveTimeout: idle,

@@ -58,6 +58,8 @@ export interface Host {
   connect(signal: AbortSignal): Promise<Duplex>;
   /** Reports how an attempt ended (feeds least-request counts and outlier detection). */
   report(outcome: HostOutcome): void;
+  /** The SPIFFE ID the server verified on the last mTLS connection to this host presented, if any. */
+  readonly peerPrincipal?: string | undefined;
 }
 
 /** Errors the upstream layer raises; `flag` is Envoy's response flag for the access log and metrics. */

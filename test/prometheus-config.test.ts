@@ -42,7 +42,8 @@ const WORKLOADS = [
   workload("10.0.0.9", "legacy-db", "v1", "static"),
 ];
 
-const SEED = readFileSync(join(root, "..", "shared", "seed", "pattern4-observability.yaml"), "utf8");
+// examples/mesh holds the seed's pattern 4 verbatim (the repository does not depend on ../shared).
+const SEED = readFileSync(join(root, "examples", "mesh", "pattern4-observability.yaml"), "utf8");
 
 function promtool(): string | undefined {
   try {

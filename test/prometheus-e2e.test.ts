@@ -96,7 +96,7 @@ before(async () => {
       "--scrape-interval",
       "1s",
       "-f",
-      join(root, "..", "shared", "seed", "pattern4-observability.yaml"),
+      join(root, "examples", "mesh", "pattern4-observability.yaml"),
     ],
     { cwd: root },
   ).toString();

@@ -39,6 +39,9 @@ export async function startControlPlane(files: Record<string, string>): Promise<
       String(httpPort),
       "--metrics-port",
       String(metricsPort),
+      // No fixed port in tests and benchmarks (xDS over TLS defaults to 15012).
+      "--xds-tls-port",
+      "0",
     ],
     { ...process.env, SKEIN_LOG_LEVEL: "warn" },
   );

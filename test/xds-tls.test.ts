@@ -150,3 +150,42 @@ test("the plaintext port stays open for local proxies (unauthenticated, as Istio
   const r = await ask(grpc.credentials.createInsecure(), "anything", cp.ports.xds);
   assert.ok("listeners" in r, JSON.stringify(r));
 });
+
+test("skein proxy --xds-tls: the sidecar gets its certificate, then its config over TLS, and becomes ready", async () => {
+  const { Sidecar } = await import("../src/proxy/sidecar.js");
+  const res = await fetch(`${api}/api/v1/workloads/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ namespace: "shop", serviceAccount: "orders" }),
+  });
+  const { token } = (await res.json()) as { token: string };
+  const sidecar = new Sidecar({
+    xds: `127.0.0.1:${cp.ports.xdsTls}`,
+    xdsTls: true,
+    token,
+    ca: api,
+    node: {
+      id: "sidecar~127.0.4.2~orders-2.shop~shop.svc.cluster.local",
+      metadata: {
+        NAMESPACE: "shop",
+        SERVICE_ACCOUNT: "orders",
+        LABELS: { app: "orders" },
+        INSTANCE_IPS: "127.0.4.2",
+      },
+    },
+    adminAddress: "127.0.4.2",
+    adminPort: 0,
+    drainMs: 100,
+    logger: createLogger("test", "error"),
+  });
+  await sidecar.start();
+  try {
+    const deadline = Date.now() + 15_000;
+    while (!sidecar.ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(sidecar.ready(), "ready over authenticated xDS");
+    const status = (await (await fetch(`${api}/api/v1/status`)).json()) as { xdsTls?: string };
+    assert.equal(status.xdsTls, `127.0.0.1:${cp.ports.xdsTls}`);
+  } finally {
+    await sidecar.stop();
+  }
+});

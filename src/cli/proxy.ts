@@ -43,6 +43,7 @@ interface ProxyOptions {
   token?: string;
   certTtl?: number;
   certDir?: string;
+  xdsTls?: boolean;
 }
 
 /** `--cert-ttl`: seconds, or a duration such as 90s, 30m, 24h (what the CA's API accepts). */
@@ -107,6 +108,10 @@ export function proxyCommand(): Command {
       "--cert-dir <dir>",
       "instead of --token: read cert-chain.pem, key.pem and root-cert.pem from this directory (re-read on change)",
     )
+    .option(
+      "--xds-tls",
+      "--xds is the control plane's TLS port (15012): authenticate with the workload certificate (needs --token or --cert-dir)",
+    )
     .addOption(
       new Option(
         "--parent-pid <pid>",
@@ -124,6 +129,7 @@ export function proxyCommand(): Command {
         ...(opts.ca && { ca: opts.ca }),
         ...(opts.certTtl !== undefined && { certTtlMs: opts.certTtl }),
         ...(opts.certDir && { certDir: opts.certDir }),
+        ...(opts.xdsTls && { xdsTls: true }),
         node: {
           id:
             opts.nodeId ??

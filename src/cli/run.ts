@@ -132,8 +132,8 @@ async function run(command: string[], opts: RunOptions): Promise<number> {
   const sidecarArgs = [
     main,
     "proxy",
-    "--xds",
-    String(status.xds),
+    // Authenticated xDS (15012) when the control plane serves it; the sidecar connects once it has its certificate.
+    ...(status.xdsTls ? ["--xds", String(status.xdsTls), "--xds-tls"] : ["--xds", String(status.xds)]),
     "--address",
     address,
     "--name",

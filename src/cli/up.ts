@@ -97,7 +97,7 @@ async function up(opts: UpOptions): Promise<number> {
   }
   const api = `http://127.0.0.1:${cp.ports.http}`;
   say(
-    `control plane   ${api}  (xDS 127.0.0.1:${cp.ports.xds}, metrics http://127.0.0.1:${cp.ports.metrics}/metrics)`,
+    `control plane   ${api}  (xDS 127.0.0.1:${cp.ports.xds}, over TLS :${cp.ports.xdsTls}, metrics http://127.0.0.1:${cp.ports.metrics}/metrics)`,
   );
 
   const children: ChildProcess[] = [];
@@ -176,6 +176,7 @@ async function up(opts: UpOptions): Promise<number> {
   }
   const entry = `http://${gateway}:8080`;
   say(`api-gateway     ${entry}/api/v1/orders/1`);
+  say(`dashboard       ${api}/   (live service graph; or: npx skein dashboard --control-plane ${api})`);
   say(`working config  ${config}   (edit a file: the mesh follows within seconds)`);
   say(`logs            ${logs}`);
   say("");

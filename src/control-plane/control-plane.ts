@@ -323,6 +323,7 @@ export class ControlPlane {
       registry: this.registry,
       allocateAddress: () => this.addresses.allocate(),
       xdsAddress: () => `${this.options.host}:${this.ports.xds}`,
+      xdsTlsAddress: () => (this.ports.xdsTls ? `${this.options.host}:${this.ports.xdsTls}` : undefined),
       proxies: () => this.proxyStatus(),
       configDump: (id) => this.configDump(id),
       certificates,

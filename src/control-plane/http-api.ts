@@ -30,6 +30,8 @@ export interface ControlPlaneView {
   registry: Registry;
   /** Where proxies reach xDS (`host:port`), for `skein run`. */
   xdsAddress(): string;
+  /** xDS over TLS (15012), when served. */
+  xdsTlsAddress?(): string | undefined;
   /** A free workload address for `skein run` (local mode). */
   allocateAddress(): string | undefined;
   proxies(): ProxyStatusRow[];
@@ -108,6 +110,7 @@ export function createHttpApi(view: ControlPlaneView): Server {
       return send(res, 200, {
         version: c?.version,
         xds: view.xdsAddress(),
+        xdsTls: view.xdsTlsAddress?.(),
         acceptedAt: c?.acceptedAt,
         resources: c?.resources.length ?? 0,
         warnings: c?.diagnostics ?? [],

@@ -1,6 +1,7 @@
 // `skein proxy`: wiring only. The ADS client feeds the config store; each accepted update goes to the
 // cluster manager (clusters and endpoints first, so new routes find their clusters) and then to the
 // listener manager; the admin server reports readiness and state. The logic lives in the folders below.
+import * as grpc from "@grpc/grpc-js";
 import { SkeinError } from "../lib/diagnostics.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { AdsClient, type AdsClientNode } from "../xds/client.js";
@@ -40,6 +41,12 @@ export interface SidecarOptions {
   certTtlMs?: number;
   /** Or: a directory with cert-chain.pem, key.pem and root-cert.pem, re-read when they change. */
   certDir?: string;
+  /**
+   * `xds` is the control plane's TLS port (15012): connect with the workload certificate, verifying the control
+   * plane against the trust bundle. The stream starts once the identity is there; renewals apply from the next
+   * (re)connection.
+   */
+  xdsTls?: boolean;
 }
 
 /** The control plane's HTTP API next to its xDS address: same host, port 15080. */
@@ -101,7 +108,17 @@ export class Sidecar {
       stats: this.listeners.stats,
       clusters: this.clusters,
     });
-    this.client = new AdsClient({ address: options.xds, node: options.node, validate: this.store.validate });
+    if (options.xdsTls && !this.identity)
+      throw new SkeinError(
+        "SKEIN_E_PROXY_XDS_TLS_IDENTITY",
+        "xDS over TLS needs the workload's identity: give --token (and --ca) or --cert-dir",
+      );
+    this.client = new AdsClient({
+      address: options.xds,
+      node: options.node,
+      validate: this.store.validate,
+      ...(options.xdsTls && { credentials: () => this.xdsCredentials(), autoStart: false }),
+    });
     this.store.bind(this.client);
     this.admin = new AdminServer({
       address: options.adminAddress,
@@ -163,8 +180,25 @@ export class Sidecar {
     );
   }
 
+  /** The channel credentials for xDS over TLS: the workload certificate, the control plane checked against ROOTCA. */
+  private xdsCredentials(): grpc.ChannelCredentials {
+    const w = this.secrets.workload;
+    const roots = this.secrets.roots;
+    if (!w || !roots) throw new Error("no workload certificate yet");
+    return grpc.credentials.createSsl(Buffer.from(roots), Buffer.from(w.key), Buffer.from(w.chain));
+  }
+
   async start(): Promise<number> {
     this.identity?.start();
+    if (this.options.xdsTls) {
+      const begin = () => {
+        if (!this.secrets.workload || !this.secrets.roots) return;
+        this.secrets.off("updated", begin);
+        this.client.start();
+      };
+      this.secrets.on("updated", begin);
+      begin();
+    }
     const { port } = await this.admin.listen();
     this.log.info("admin listening", {
       admin: `http://${this.options.adminAddress}:${port}`,

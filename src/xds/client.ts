@@ -68,6 +68,8 @@ export interface AdsClientOptions {
    * connection on; default plaintext. xDS over TLS: `grpc.credentials.createSsl(root, key, chain)`.
    */
   credentials?: () => grpc.ChannelCredentials;
+  /** Connect at once (default); false: wait for start() (e.g. until the credentials exist). */
+  autoStart?: boolean;
 }
 
 export interface NackInfo {
@@ -161,6 +163,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private timer: NodeJS.Timeout | undefined;
   private attempt = 0;
   private closed = false;
+  private started = false;
 
   constructor(private readonly options: AdsClientOptions) {
     super();
@@ -199,6 +202,13 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     for (const t of options.wildcardTypes ?? [CLUSTER, LISTENER])
       this.types.set(t, { wildcard: true, names: [], version: "" });
     // Next turn, so listeners attached right after construction see every event, the first requests included.
+    if (options.autoStart !== false) this.start();
+  }
+
+  /** Starts connecting (once); called by the constructor unless `autoStart` is false. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
     this.timer = setTimeout(() => this.connect(), 0);
   }
 

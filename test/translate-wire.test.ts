@@ -12,6 +12,7 @@ import { test } from "node:test";
 import type { ProxyIdentity } from "../src/model/snapshot.js";
 import { type ProxyResources, translate } from "../src/translate/index.js";
 import { pack } from "../src/xds/protos.js";
+import { ECHO_EXTRA_POLICIES, echoSnapshot } from "./grpc-server-fixture.js";
 import {
   API_GATEWAY_SIDECAR,
   exampleSnapshot,
@@ -219,6 +220,9 @@ const proxies: ProxyIdentity[] = [API_GATEWAY_SIDECAR, ORDER_V1_SIDECAR, PROXYLE
 
 const SHOP_PROXYLESS: ProxyIdentity = { id: "grpc~prod", kind: "proxyless", namespace: "prod" };
 
+/** order-service v1 as a proxyless gRPC server: its server listener carries pattern 2's RBAC filters. */
+const PROXYLESS_SERVER: ProxyIdentity = { ...ORDER_V1_SIDECAR, id: "grpc~order-v1", kind: "proxyless" };
+
 test("every field exists in the Envoy protos and their validation rules hold", async () => {
   const snapshot = await exampleSnapshot();
   for (const proxy of proxies) assert.deepEqual(checkAgainstProtos(translate(snapshot, proxy)), [], proxy.id);
@@ -288,6 +292,9 @@ test("Any values survive encoding: the nested filter configs decode back with th
 
 // ── What @grpc/grpc-js-xds accepts ─────────────────────────────────────────────────────────────────────
 
+// gRPC registers its RBAC filter only with this set (read once, when grpc-js-xds loads); without it a server
+// NACKs listeners that carry RBAC filters.
+process.env.GRPC_XDS_EXPERIMENTAL_RBAC = "true";
 const xds = {
   index: require("@grpc/grpc-js-xds"),
   resources: require("@grpc/grpc-js-xds/build/src/resources.js"),
@@ -344,6 +351,7 @@ test("@grpc/grpc-js-xds accepts every resource served to a proxyless client", as
   for (const r of [
     translate(await exampleSnapshot(), PROXYLESS_CLIENT),
     translate(shopSnapshot(), SHOP_PROXYLESS),
+    translate(await exampleSnapshot(), PROXYLESS_SERVER),
   ]) {
     const verdicts = grpcVerdicts(r);
     assert.ok(verdicts.length > 4);
@@ -352,6 +360,44 @@ test("@grpc/grpc-js-xds accepts every resource served to a proxyless client", as
       [],
     );
   }
+});
+
+test("a proxyless gRPC server's listener: named as gRPC asks, RBAC then router, accepted by grpc-js-xds", () => {
+  const { snapshot, proxy } = echoSnapshot("127.0.8.1", 18080, ECHO_EXTRA_POLICIES);
+  const r = translate(snapshot, proxy);
+  const name = "grpc/server?xds.resource.listening_address=127.0.8.1:18080";
+  const l = r.listeners.find((x) => x.name === name);
+  assert.ok(l, `served ${name}: ${r.listeners.map((x) => x.name).join(", ")}`);
+  assert.deepEqual(l.address, { socketAddress: { address: "127.0.8.1", portValue: 18080 } });
+  const hcm = l.filterChains?.[0]?.filters?.[0]?.typedConfig as unknown as {
+    httpFilters: { name: string; typedConfig: { rules?: { action: string } } }[];
+    routeConfig: { virtualHosts: { routes: { nonForwardingAction?: object }[] }[] };
+  };
+  // AUDIT (action LOG) is left out: gRPC refuses it.
+  assert.deepEqual(
+    hcm.httpFilters.map((f) => [f.name, f.typedConfig.rules?.action]),
+    [
+      ["istio.authorization.deny", "DENY"],
+      ["istio.authorization.allow", "ALLOW"],
+      ["envoy.filters.http.router", undefined],
+    ],
+  );
+  assert.deepEqual(hcm.routeConfig.virtualHosts[0]?.routes[0]?.nonForwardingAction, {});
+  assert.deepEqual(checkAgainstProtos(r), []);
+  for (const x of r.listeners) assert.ok(pack(TYPE_OF.listeners, x).value.length > 0);
+  const verdicts = grpcVerdicts(r);
+  assert.ok(verdicts.some((v) => v.name.endsWith(name)));
+  assert.deepEqual(
+    verdicts.filter((v) => v.error),
+    [],
+  );
+  // Without an AUDIT policy's exclusion gRPC would NACK: its validator on the same listener with LOG kept.
+  const logged = structuredClone(l);
+  const loggedHcm = logged.filterChains?.[0]?.filters?.[0]?.typedConfig as unknown as typeof hcm;
+  const deny = loggedHcm.httpFilters[0];
+  if (deny?.typedConfig.rules) deny.typedConfig.rules.action = "LOG";
+  const nacked = grpcVerdicts({ listeners: [logged], routes: [], clusters: [], endpoints: [] });
+  assert.match(nacked[0]?.error ?? "", /istio\.authorization\.deny filter validation failed/);
 });
 
 test("grpc-js-xds would NACK what translation avoids for proxyless clients (sidecar resources as the counter-example)", () => {

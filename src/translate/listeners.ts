@@ -11,6 +11,7 @@
 //   Skein RateLimits selecting the workload put Envoy's local_ratelimit filter in front of the router
 //   there, with one route (and token bucket) per RateLimit ahead of the default route.
 // Proxyless gRPC clients get api_listeners named by the targets they dial (`xds:///<name>:<port>`).
+// Proxyless gRPC servers with a workload also get their server listeners (grpc-server.ts).
 
 import { selectorMatches } from "../model/hosts.js";
 import type { ProxyIdentity, WorkloadInstance } from "../model/snapshot.js";
@@ -23,6 +24,7 @@ import type { TcpProxy } from "../xds/generated/envoy/extensions/filters/network
 import { withAccessLog } from "./access-log.js";
 import { AUTHZ_PATH_NORMALIZATION, authzHttpFilters, authzNetworkFilters } from "./authz.js";
 import { type InboundPort, inboundPorts } from "./clusters.js";
+import { grpcServerListeners } from "./grpc-server.js";
 import { jwtAuthnFilters } from "./jwt.js";
 import { downstreamIstioTls, effectiveMtlsMode, tlsInspector } from "./mtls.js";
 import {
@@ -44,7 +46,8 @@ import { FILTER, typed } from "./typed.js";
 import { adsConfigSource, bool, byName, compare, duration, socketAddress, u32 } from "./values.js";
 
 export function buildListeners(view: ProxyView): Listener[] {
-  if (view.proxy.kind === "proxyless") return proxylessListeners(view).sort(byName);
+  if (view.proxy.kind === "proxyless")
+    return [...proxylessListeners(view), ...grpcServerListeners(view)].sort(byName);
   const tcp = tcpOutboundListeners(view);
   return [outboundListener(view, tcp.length > 0), ...tcp, ...inboundListeners(view)].sort(byName);
 }

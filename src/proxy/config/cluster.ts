@@ -182,6 +182,7 @@ const HEALTH_CHECK_FIELDS = names(
   "eventLogger",
   "alwaysLogHealthCheckFailures",
   "alwaysLogHealthCheckSuccess",
+  "transportSocketMatchCriteria",
 );
 
 function healthCheck(h: HealthCheck__Output, at: At): HealthCheck {
@@ -198,6 +199,9 @@ function healthCheck(h: HealthCheck__Output, at: At): HealthCheck {
     healthyThreshold: wrapped(h.healthyThreshold, 1),
     unhealthyThreshold: wrapped(h.unhealthyThreshold, 1),
     ...(h.altPort?.value && { port: h.altPort.value }),
+    ...(h.transportSocketMatchCriteria && {
+      transportSocketMatch: structValues(h.transportSocketMatchCriteria),
+    }),
   };
   switch (h.healthChecker) {
     case "httpHealthCheck": {

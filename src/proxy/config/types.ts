@@ -419,7 +419,10 @@ export interface HealthCheck {
   unhealthyThreshold: number;
   /** Check this port instead of the endpoint's (alt_port). */
   port?: number;
-  /** http: the request path and Host; http2: check over h2c. */
+  /** transport_socket_match_criteria: matched against the cluster's transport socket matches instead of the
+   * endpoint's metadata (no match: the cluster's transport socket). Absent: the host's own transport. */
+  transportSocketMatch?: Readonly<Record<string, unknown>>;
+  /** http: the request path and Host; http2: check over HTTP/2 (h2c, or h2 over the host's TLS). */
   path?: string;
   host?: string;
   http2?: boolean;

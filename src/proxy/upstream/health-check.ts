@@ -4,11 +4,16 @@
 // unhealthy/healthy thresholds. As in Envoy, a host added to a checked cluster is failed until its first
 // check passes, and the first result of a check decides at once; after that the thresholds apply. A host
 // serves traffic only when every check passes (and EDS and outlier detection agree). Probes use their own
-// connections, outside the request pools and circuit breakers; nothing here runs per request.
+// connections, outside the request pools and circuit breakers; nothing here runs per request. As in Envoy, a
+// probe speaks the host's transport (TLS with the same certificate, SNI, ALPN and SAN checks as traffic, or
+// plaintext), or the transport socket match its transport_socket_match_criteria select.
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { type ClientHttp2Session, constants as h2, connect as http2Connect } from "node:http2";
-import { connect as netConnect } from "node:net";
-import type { HealthCheck } from "../config/types.js";
+import { connect as netConnect, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Cluster, HealthCheck, TlsContext } from "../config/types.js";
+import type { SecretManager } from "../identity/secrets.js";
+import { endpointTls, startClientTls } from "./tls.js";
 
 /** The per-host fields the checker keeps; hosts carry them, as they do outlier state. */
 export interface CheckedHost {
@@ -19,11 +24,17 @@ export interface CheckedHost {
   hcFailed: boolean;
   /** Added to a checked cluster and not checked yet (Envoy's PENDING_ACTIVE_HC); failed meanwhile. */
   hcPending: boolean;
+  /** The transport traffic to this host uses (undefined: plaintext); probes use it too. */
+  readonly tls?: TlsContext | undefined;
 }
 
 export interface CheckedCluster<H extends CheckedHost> {
   readonly name: string;
   readonly hostList: readonly H[];
+  /** The cluster's config: its transport socket matches, for checks with transport_socket_match_criteria. */
+  readonly config?: Cluster;
+  /** The `default` and `ROOTCA` secrets TLS probes present and verify with (absent: TLS probes fail). */
+  readonly secrets?: SecretManager | undefined;
   /** A host's hcFailed changed: the cluster refreshes what the balancer may use. */
   healthCheckChanged(host: H): void;
   /** A check passed on `host` (a passing check un-ejects an outlier, Envoy's default). */
@@ -74,7 +85,7 @@ export class HealthChecker<H extends CheckedHost> {
     }
     for (const host of current) {
       if (this.sessions.has(host)) continue;
-      const list = this.checks.map((c) => new HostSession(this, host, c, this.cluster.name));
+      const list = this.checks.map((c) => new HostSession(this, host, c, this.cluster));
       this.sessions.set(host, list);
       for (const s of list) s.start();
     }
@@ -110,12 +121,14 @@ class HostSession<H extends CheckedHost> {
   private stopped = false;
   private agent: HttpAgent | undefined;
   private h2session: ClientHttp2Session | undefined;
+  /** The transport the kept connection (agent or session) was opened with; a change replaces it. */
+  private keptTls: TlsContext | undefined;
 
   constructor(
     private readonly checker: HealthChecker<H>,
     private readonly host: H,
     private readonly check: HealthCheck,
-    private readonly clusterName: string,
+    private readonly cluster: CheckedCluster<H>,
   ) {
     // A host already serving when checks begin keeps serving until a check says otherwise.
     this.failed = host.hcFailed;
@@ -180,7 +193,47 @@ class HostSession<H extends CheckedHost> {
   }
 
   private get authority(): string {
-    return this.check.host ?? this.clusterName;
+    return this.check.host ?? this.cluster.name;
+  }
+
+  /**
+   * The transport of this check: with transport_socket_match_criteria, the first transport socket match they
+   * satisfy (else the cluster's transport socket), in place of the endpoint's metadata; else the host's own.
+   */
+  private transport(): TlsContext | undefined {
+    const criteria = this.check.transportSocketMatch;
+    const config = this.cluster.config;
+    return criteria && config ? endpointTls(config, criteria) : this.host.tls;
+  }
+
+  /** Drops the kept connection when the transport changed since it was opened (a CDS or EDS update). */
+  private keepFor(tls: TlsContext | undefined): void {
+    if (tls === this.keptTls) return;
+    this.agent?.destroy();
+    this.agent = undefined;
+    this.h2session?.destroy();
+    this.h2session = undefined;
+    this.keptTls = tls;
+  }
+
+  /**
+   * A probe connection: TCP to the check's port, with the TLS client handshake on top (the traffic path's
+   * startClientTls: our certificate, the server's chain and SANs verified, SNI and ALPN) when `tls` says so.
+   * Throws when a secret the context names is missing. A TCP failure destroys the TLS socket with it.
+   */
+  private dial(tls: TlsContext | undefined, protocol: "http1" | "http2" | "tcp"): Socket {
+    const raw = netConnect({ host: this.host.address, port: this.port, noDelay: true });
+    if (!tls) return raw;
+    const secrets = this.cluster.secrets;
+    try {
+      if (!secrets) throw new Error("this sidecar has no secret manager for TLS");
+      const socket = startClientTls(raw, tls, secrets, protocol);
+      raw.once("error", (err) => socket.destroy(err));
+      return socket;
+    } catch (e) {
+      raw.destroy();
+      throw e;
+    }
   }
 
   private healthyStatus(status: number): boolean {
@@ -191,21 +244,38 @@ class HostSession<H extends CheckedHost> {
 
   private probeTcp(): Promise<boolean> {
     return new Promise((resolve) => {
-      const socket = netConnect({ host: this.host.address, port: this.port });
+      const tls = this.transport();
+      const socket = this.dial(tls, "tcp");
       const done = (ok: boolean) => {
         clearTimeout(timer);
         socket.destroy();
         resolve(ok);
       };
       const timer = setTimeout(() => done(false), this.check.timeoutMs);
-      socket.once("connect", () => done(true));
+      // Over TLS, connected means the handshake and verification succeeded (Envoy's Connected event).
+      socket.once(tls ? "secureConnect" : "connect", () => done(true));
       socket.once("error", () => done(false));
     });
   }
 
   private probeHttp1(): Promise<boolean> {
     // Envoy reuses the check's connection (reuse_connection's default).
-    this.agent ??= new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    const tls = this.transport();
+    this.keepFor(tls);
+    if (!this.agent) {
+      const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      agent.createConnection = (): Duplex => {
+        try {
+          return this.dial(tls, "http1");
+        } catch (e) {
+          // No identity: the request fails through its socket, as a refused connect does.
+          const failed = new Socket();
+          process.nextTick(() => failed.destroy(e as Error));
+          return failed;
+        }
+      };
+      this.agent = agent;
+    }
     return new Promise((resolve) => {
       let settled = false;
       const done = (ok: boolean) => {
@@ -240,10 +310,15 @@ class HostSession<H extends CheckedHost> {
   }
 
   private session(): ClientHttp2Session {
+    const tls = this.transport();
+    this.keepFor(tls);
     const s = this.h2session;
     if (s && !s.closed && !s.destroyed) return s;
     const address = this.host.address.includes(":") ? `[${this.host.address}]` : this.host.address;
-    const fresh = http2Connect(`http://${address}:${this.port}`);
+    // As the traffic pool does: the origin stays http://, the socket (TLS or not) comes from dial.
+    const fresh = http2Connect(`http://${address}:${this.port}`, {
+      createConnection: () => this.dial(tls, "http2"),
+    });
     fresh.on("error", () => fresh.destroy());
     fresh.unref();
     this.h2session = fresh;

@@ -25,7 +25,6 @@
 // path_with_escaped_slashes_action REJECT_REQUEST (see AUTHZ_PATH_NORMALIZATION), so a policy's paths are
 // compared with the path the application will serve.
 
-import { selectorMatches } from "../model/hosts.js";
 import type { WorkloadInstance } from "../model/snapshot.js";
 import type { AuthorizationPolicyModel, AuthzRule } from "../model/types.js";
 import type { CidrRange } from "../xds/generated/envoy/config/core/v3/CidrRange.js";
@@ -39,6 +38,7 @@ import type { HttpFilter } from "../xds/generated/envoy/extensions/filters/netwo
 import type { StringMatcher } from "../xds/generated/envoy/type/matcher/v3/StringMatcher.js";
 import type { ValueMatcher } from "../xds/generated/envoy/type/matcher/v3/ValueMatcher.js";
 import type { InboundPort } from "./clusters.js";
+import { policyApplies } from "./policy-applies.js";
 import type { ProxyView } from "./scope.js";
 import { FILTER, typed } from "./typed.js";
 import { compare } from "./values.js";
@@ -70,25 +70,7 @@ export function authorizationPolicyApplies(
   policy: AuthorizationPolicyModel,
   workload: WorkloadInstance,
 ): boolean {
-  const root = view.model.meshConfig.rootNamespace;
-  if (policy.targetRefs && policy.targetRefs.length > 0) {
-    return policy.targetRefs.some((ref) => {
-      if (ref.group !== "" || ref.kind !== "Service" || policy.namespace !== workload.namespace) return false;
-      return view.index
-        .find(ref.name, policy.namespace)
-        .some(
-          (s) =>
-            s.namespace === workload.namespace &&
-            s.selector !== undefined &&
-            selectorMatches(s.selector, workload.labels),
-        );
-    });
-  }
-  if (policy.selector) {
-    if (policy.namespace !== root && policy.namespace !== workload.namespace) return false;
-    return selectorMatches(policy.selector, workload.labels);
-  }
-  return policy.namespace === root || policy.namespace === workload.namespace;
+  return policyApplies(view, policy, workload);
 }
 
 /** The policies that apply to the workload, by namespace then name. */

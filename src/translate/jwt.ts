@@ -18,13 +18,13 @@
 // discovery at istiod) gets an empty inline key set, so its tokens fail verification and tokenless requests
 // still pass — Istio's behaviour when discovery fails.
 
-import { selectorMatches } from "../model/hosts.js";
 import type { WorkloadInstance } from "../model/snapshot.js";
 import type { JwtRule, RequestAuthenticationPolicy } from "../model/types.js";
 import type { JwtAuthentication } from "../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js";
 import type { JwtProvider } from "../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtProvider.js";
 import type { HttpFilter } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.js";
 import { outboundClusterName } from "./names.js";
+import { policyApplies } from "./policy-applies.js";
 import type { ProxyView } from "./scope.js";
 import { typed } from "./typed.js";
 import { compare, duration } from "./values.js";
@@ -46,26 +46,7 @@ export function requestAuthenticationApplies(
   policy: RequestAuthenticationPolicy,
   workload: WorkloadInstance,
 ): boolean {
-  const root = view.model.meshConfig.rootNamespace;
-  if (policy.targetRefs && policy.targetRefs.length > 0) {
-    // Only Services select sidecar workloads; Gateway (and other) targets concern gateways.
-    return policy.targetRefs.some((ref) => {
-      if (ref.group !== "" || ref.kind !== "Service" || policy.namespace !== workload.namespace) return false;
-      return view.index
-        .find(ref.name, policy.namespace)
-        .some(
-          (s) =>
-            s.namespace === workload.namespace &&
-            s.selector !== undefined &&
-            selectorMatches(s.selector, workload.labels),
-        );
-    });
-  }
-  if (policy.selector) {
-    if (policy.namespace !== root && policy.namespace !== workload.namespace) return false;
-    return selectorMatches(policy.selector, workload.labels);
-  }
-  return policy.namespace === root || policy.namespace === workload.namespace;
+  return policyApplies(view, policy, workload);
 }
 
 /** The jwtRules that apply to the workload, in Istio's order: by issuer, stable over (namespace, name). */

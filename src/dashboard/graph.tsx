@@ -2,7 +2,7 @@
 // per second, 5xx share and p99 latency, and a lock on edges whose traffic is all mutual TLS. Stable
 // data-* attributes (data-node, data-edge, data-rps) let tests and scripts read it.
 import type { GraphEdge, GraphResponse } from "../control-plane/dashboard-types.js";
-import { edgeLabel, layoutGraph, NODE_H, NODE_W } from "./layout.js";
+import { edgeLabel, labelWidth, layoutGraph, NODE_H, NODE_W } from "./layout.js";
 
 function edgeClass(e: GraphEdge): string {
   if (e.rps === 0) return "edge idle";
@@ -73,7 +73,7 @@ export function ServiceGraph({ graph }: { graph: GraphResponse }) {
       ))}
       {layout.edges.map(({ edge, labelX, labelY }) => {
         const text = edgeLabel(edge);
-        const w = text.length * 6.1 + (edge.mtls ? 16 : 0) + 8;
+        const w = labelWidth(edge);
         return (
           <g
             key={`l-${edge.id}`}

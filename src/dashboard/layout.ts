@@ -3,10 +3,11 @@
 // same graph always draws the same way and tests can check it without a browser.
 import type { GraphEdge, GraphNode } from "../control-plane/dashboard-types.js";
 
-export const NODE_W = 168;
+export const NODE_W = 150;
 export const NODE_H = 46;
-const COL_GAP = 150;
-const ROW_GAP = 34;
+// Wide enough for an edge's label between two columns, tall enough that neighbouring labels do not collide.
+const COL_GAP = 200;
+const ROW_GAP = 60;
 const MARGIN = 24;
 
 export interface PlacedNode {
@@ -137,7 +138,34 @@ export function layoutGraph(nodes: readonly GraphNode[], edges: readonly GraphEd
       labelY: (y1 + y2) / 2 - 6,
     });
   }
+  separateLabels(placedEdges);
   return { width, height, nodes: [...placed.values()], edges: placedEdges };
+}
+
+/** A label's box: its text in the 11 px monospace face (about 6.8 px a character), the lock, padding. */
+export function labelWidth(e: GraphEdge): number {
+  return edgeLabel(e).length * 6.8 + (e.mtls ? 16 : 0) + 8;
+}
+const LABEL_H = 16;
+
+/**
+ * Labels sit at their curve's middle, where crossing curves put them on top of each other: each one that
+ * overlaps a label already placed moves down below it (in a stable order, so the picture does not jump).
+ */
+function separateLabels(edges: PlacedEdge[]): void {
+  const placed: { x: number; y: number; w: number }[] = [];
+  const order = [...edges].sort((a, b) => a.labelY - b.labelY || a.labelX - b.labelX);
+  for (const e of order) {
+    const w = labelWidth(e.edge);
+    for (let tries = 0; tries < edges.length; tries++) {
+      const hit = placed.find(
+        (p) => Math.abs(p.x - e.labelX) < (p.w + w) / 2 + 2 && Math.abs(p.y - e.labelY) < LABEL_H + 2,
+      );
+      if (!hit) break;
+      e.labelY = hit.y + LABEL_H + 3;
+    }
+    placed.push({ x: e.labelX, y: e.labelY, w });
+  }
 }
 
 /** An edge's label: `rps · error % · p99`. */

@@ -88,8 +88,8 @@ function App() {
           </p>
           {graph ? <ServiceGraph graph={graph} /> : <p class="empty">loading…</p>}
         </section>
+        <aside>{services && <ServicesPanel services={services.services} />}</aside>
         <aside>
-          {services && <ServicesPanel services={services.services} />}
           <ConfigPanel status={status} resources={resources} />
           <ProxiesPanel proxies={proxies} />
         </aside>

@@ -31,6 +31,14 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const APP_ADDRESS = "127.0.0.1";
 
 export function buildClusters(view: ProxyView): Cluster[] {
+  return dedupe([...buildOutboundClusters(view), ...buildInboundClusters(view)]).sort(byName);
+}
+
+/**
+ * The clusters every proxy with the same view of the mesh gets alike (translate() shares them between such
+ * proxies): one per visible service port and subset, and the tracing collector's. Unsorted.
+ */
+export function buildOutboundClusters(view: ProxyView): Cluster[] {
   const out: Cluster[] = [];
   for (const { service, ports } of view.services) {
     const policy = view.destinationPolicy(service);
@@ -43,14 +51,19 @@ export function buildClusters(view: ProxyView): Cluster[] {
       }
     }
   }
-  if (view.proxy.kind === "sidecar" && view.proxy.workload)
-    out.push(...inboundClusters(view, view.proxy.workload));
   out.push(...tracingClusters(view));
-  return dedupe(out).sort(byName);
+  return dedupe(out);
+}
+
+/** The proxy's own `inbound|<port>||` clusters (sidecars with a workload only). */
+export function buildInboundClusters(view: ProxyView): Cluster[] {
+  return view.proxy.kind === "sidecar" && view.proxy.workload
+    ? inboundClusters(view, view.proxy.workload)
+    : [];
 }
 
 /** Two services may claim one hostname (a ServiceEntry beside a Service); the first, by namespace, wins. */
-function dedupe(clusters: Cluster[]): Cluster[] {
+export function dedupe(clusters: Cluster[]): Cluster[] {
   const seen = new Set<string>();
   return clusters.filter((c) => {
     const name = c.name ?? "";

@@ -6,11 +6,12 @@ import type { Cluster } from "../xds/generated/envoy/config/cluster/v3/Cluster.j
 import type { ClusterLoadAssignment } from "../xds/generated/envoy/config/endpoint/v3/ClusterLoadAssignment.js";
 import type { Listener } from "../xds/generated/envoy/config/listener/v3/Listener.js";
 import type { RouteConfiguration } from "../xds/generated/envoy/config/route/v3/RouteConfiguration.js";
-import { buildClusters } from "./clusters.js";
+import { buildClusters, buildInboundClusters, dedupe } from "./clusters.js";
 import { buildEndpoints } from "./endpoints.js";
 import { buildListeners } from "./listeners.js";
 import { buildRoutes } from "./routes.js";
 import { buildView } from "./scope.js";
+import { sharedResources } from "./shared.js";
 import { byName } from "./values.js";
 
 export interface ProxyResources {
@@ -20,14 +21,31 @@ export interface ProxyResources {
   endpoints: ClusterLoadAssignment[];
 }
 
-export function translate(snapshot: MeshSnapshot, proxy: ProxyIdentity): ProxyResources {
+/**
+ * The proxy's resources. Outbound clusters, routes and endpoints are shared between proxies that see the mesh
+ * alike (shared.ts); `shared: false` translates everything afresh (tests compare the two).
+ */
+export function translate(
+  snapshot: MeshSnapshot,
+  proxy: ProxyIdentity,
+  options: { shared?: boolean } = {},
+): ProxyResources {
   const view = buildView(snapshot, proxy);
-  const clusters = buildClusters(view);
+  if (options.shared === false) {
+    const clusters = buildClusters(view);
+    return {
+      listeners: buildListeners(view),
+      routes: buildRoutes(view).sort(byName),
+      clusters,
+      endpoints: buildEndpoints(view, clusters),
+    };
+  }
+  const shared = sharedResources(snapshot, view);
   return {
     listeners: buildListeners(view),
-    routes: buildRoutes(view).sort(byName),
-    clusters,
-    endpoints: buildEndpoints(view, clusters),
+    routes: [...shared.routes],
+    clusters: dedupe([...shared.clusters, ...buildInboundClusters(view)]).sort(byName),
+    endpoints: [...shared.endpoints],
   };
 }
 

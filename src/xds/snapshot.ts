@@ -73,6 +73,34 @@ function hash(data: string | Buffer): string {
   return createHash("sha256").update(data).digest("hex").slice(0, 16);
 }
 
+/**
+ * Encodings by content. Every proxy's snapshot is translated afresh, yet most of its resources (the clusters,
+ * endpoints and routes of the services it sees) are the same as other proxies': checking and encoding them is
+ * most of a push's cost, so equal content (the same type and JSON text) is encoded once. Bounded: cleared when
+ * it outgrows ENCODING_CACHE_MAX entries (content keys are never stale, only unused).
+ */
+const encodings = new Map<string, { any: PackedAny; version: string }>();
+const ENCODING_CACHE_MAX = 100_000;
+
+// The same object again (translation shares resources between proxies that see the mesh alike): no JSON at all.
+// Resources are never mutated once in a snapshot, so an object's encoding cannot change.
+const byObject = new WeakMap<object, { typeUrl: string; any: PackedAny; version: string }>();
+
+function encodeCached(typeUrl: string, resource: object): { any: PackedAny; version: string } {
+  const same = byObject.get(resource);
+  if (same && same.typeUrl === typeUrl) return same;
+  const key = `${typeUrl}\u0000${JSON.stringify(resource)}`;
+  let entry = encodings.get(key);
+  if (!entry) {
+    const any = pack(fullNameOf(typeUrl), resource);
+    entry = { any, version: hash(any.value) };
+    if (encodings.size >= ENCODING_CACHE_MAX) encodings.clear();
+    encodings.set(key, entry);
+  }
+  byObject.set(resource, { typeUrl, ...entry });
+  return entry;
+}
+
 function kindOf(typeUrl: string): string {
   const full = fullNameOf(typeUrl);
   return full.slice(full.lastIndexOf(".") + 1);
@@ -121,8 +149,9 @@ export class Snapshot {
           }
         }
         let any: PackedAny;
+        let version: string;
         try {
-          any = pack(fullNameOf(typeUrl), resource);
+          ({ any, version } = encodeCached(typeUrl, resource));
         } catch (e) {
           if (!(e instanceof SkeinError)) throw e;
           const resourceLabel = `${kind} ${name}`;
@@ -132,7 +161,7 @@ export class Snapshot {
             e.diagnostics.map((d) => ({ ...d, resource: resourceLabel })),
           );
         }
-        encoded.set(name, { name, resource, any, version: hash(any.value) });
+        encoded.set(name, { name, resource, any, version });
       }
       this.byType.set(typeUrl, encoded);
       this.typeVersions.set(typeUrl, encoded.size === 0 ? Snapshot.EMPTY_VERSION : typeVersion(encoded));

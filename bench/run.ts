@@ -62,8 +62,9 @@ const FULL: Plan = {
   saturation: ["http1", "h2c", "grpc"],
   ack: [
     { proxies: 100, services: 1000, changes: 3, connectBudgetMs: 90_000 },
-    // 1000 proxies × 1000 services does not fit the 15-minute budget (see notRun); 1000 × 100 does.
     { proxies: 1000, services: 100, changes: 2, connectBudgetMs: 150_000 },
+    // Fits since proxies that see the mesh alike share their translation (src/translate/shared.ts).
+    { proxies: 1000, services: 1000, changes: 2, connectBudgetMs: 180_000 },
   ],
   growth: [10, 100, 1000],
 };
@@ -492,11 +493,14 @@ async function controlPlane(results: BenchResults): Promise<void> {
       });
   }
   const big = results.controlPlane.ack.find((a) => a.services === 1000 && a.allAckedMs.length > 0);
-  if (!quick && big) {
+  const largest = results.controlPlane.ack.some(
+    (a) => a.services === 1000 && a.proxies === 1000 && a.allAckedMs.length > 0,
+  );
+  if (!quick && big && !largest) {
     const perPush = big.controlPlaneCpuS / (big.allAckedMs.length * big.proxies);
     results.notRun.push({
       what: "config change → all ACKed with 1000 proxies and 1000 services",
-      why: `the control plane spent ${big.controlPlaneCpuS} CPU s on ${big.allAckedMs.length} changes × ${big.proxies} proxies with 1000 services, ${(perPush * 1000).toFixed(0)} ms per proxy per change (it re-translates every proxy's whole config); with 1000 proxies that is about ${Math.round(perPush * 1000)} s per change, on top of a connect phase that grows faster than linearly (see the 1000 × 100 row), which does not fit the 15-minute run. Measured instead: 100 proxies × 1000 services and 1000 proxies × 100 services.`,
+      why: `the control plane spent ${big.controlPlaneCpuS} CPU s on ${big.allAckedMs.length} changes × ${big.proxies} proxies with 1000 services, ${(perPush * 1000).toFixed(0)} ms per proxy per change; with 1000 proxies that is about ${Math.round(perPush * 1000)} s per change, on top of a connect phase that grows faster than linearly (see the 1000 × 100 row), which does not fit the 15-minute run. Measured instead: 100 proxies × 1000 services and 1000 proxies × 100 services.`,
     });
   }
   log(`control plane and sidecar memory as services grow: ${plan.growth.join(" → ")}`);

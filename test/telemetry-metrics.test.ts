@@ -268,6 +268,15 @@ test("Envoy stat names become Envoy's Prometheus names and tags", () => {
     family: "envoy_tcp_downstream_cx_total",
     labels: { envoy_tcp_prefix: "inbound|9000||" },
   });
+  // Listener stats carry the listener as a label (a bounded set), never in the family name.
+  assert.deepEqual(envoyStat("listener.127.0.1.5_8080.no_filter_chain_match"), {
+    family: "envoy_listener_no_filter_chain_match",
+    labels: { envoy_listener_address: "127.0.1.5_8080" },
+  });
+  assert.deepEqual(envoyStat("listener.127.0.1.5_8080.ssl.connection_error"), {
+    family: "envoy_listener_ssl_connection_error",
+    labels: { envoy_listener_address: "127.0.1.5_8080" },
+  });
 });
 
 function clusterStats(over: Partial<ClusterStats>): ClusterStats {

@@ -55,6 +55,7 @@ const SCOPES: readonly [string, string][] = [
   ["cluster.", "envoy_cluster_name"],
   ["http.", "envoy_http_conn_manager_prefix"],
   ["tcp.", "envoy_tcp_prefix"],
+  ["listener.", "envoy_listener_address"],
 ];
 
 function metricName(raw: string): string {
@@ -63,7 +64,7 @@ function metricName(raw: string): string {
 
 /**
  * One Envoy stat name → its Prometheus family and labels. The tag value is everything between the scope
- * and the last dot except a filter's own sub-scope (`http.<prefix>.fault.delays_injected`), which stays
+ * and the last dot except a sub-scope (`http.<prefix>.fault.delays_injected`, `listener.<address>.ssl.*`), which stays
  * in the name as Envoy keeps it, so that prefixes with dots (addresses) survive.
  */
 export function envoyStat(name: string): { family: string; labels: Record<string, string> } | undefined {
@@ -72,7 +73,7 @@ export function envoyStat(name: string): { family: string; labels: Record<string
     const rest = name.slice(scope.length);
     let cut = rest.lastIndexOf(".");
     if (cut <= 0) return undefined;
-    const sub = /\.fault\.[a-z0-9_]+$/.exec(rest);
+    const sub = /\.(?:fault|ssl)\.[a-z0-9_]+$/.exec(rest);
     if (sub) cut = sub.index;
     const tag = rest.slice(0, cut);
     let stat = rest.slice(cut + 1);

@@ -10,7 +10,9 @@ import { formatDiagnostic } from "../lib/format.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { spiffeId } from "../lib/spiffe.js";
 import { DEFAULT_TRUST_DOMAIN, emptyModel } from "../model/builder.js";
+import { selectorMatches } from "../model/hosts.js";
 import type { MeshSnapshot, ProxyIdentity } from "../model/snapshot.js";
+import type { MeshModel } from "../model/types.js";
 import { translate } from "../translate/index.js";
 import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from "../xds/protos.js";
 import { AdsServer, type NodeInfo } from "../xds/server.js";
@@ -217,6 +219,8 @@ export class ControlPlane {
   }
 
   private current?: MeshSnapshot;
+  /** What the last push to every proxy was built from: the model, and the workloads behind services. */
+  private pushed?: { model: MeshModel; signature: string };
 
   private pushTo(state: ProxyState, at: number): void {
     this.current ??= this.meshSnapshot();
@@ -254,6 +258,16 @@ export class ControlPlane {
     const started = Date.now();
     this.current = this.meshSnapshot();
     this.meshVersion = this.current.version;
+    // A workload that came or went behind no service changes nobody else's config (its own proxy got its
+    // snapshot when it connected): skip translating for every proxy, which is what made connecting a large
+    // fleet slower than linear.
+    const signature = endpointSignature(this.current);
+    const onlyRegistry = reasons.every((r) => r === "registry");
+    if (onlyRegistry && this.current.model === this.pushed?.model && signature === this.pushed.signature) {
+      this.log.debug("registry change behind no service: nothing to push", { proxies: this.proxies.size });
+      return;
+    }
+    this.pushed = { model: this.current.model, signature };
     for (const state of this.proxies.values()) {
       // The registry may know the proxy's workload better now (labels from config, a reconnect).
       this.pushTo(state, started);
@@ -436,4 +450,25 @@ export class ControlPlane {
       ),
     );
   }
+}
+
+/**
+ * The workloads other proxies' configuration can depend on: those some service selects (endpoints, the
+ * identities clients verify, their PeerAuthentication), with everything translation reads of them.
+ */
+export function endpointSignature(snapshot: MeshSnapshot): string {
+  const byNamespace = new Map<string, Record<string, string>[]>();
+  for (const s of snapshot.model.services) {
+    if (!s.selector) continue;
+    const list = byNamespace.get(s.namespace) ?? [];
+    list.push(s.selector);
+    byNamespace.set(s.namespace, list);
+  }
+  const h = createHash("sha256");
+  for (const w of snapshot.workloads) {
+    const selectors = byNamespace.get(w.namespace);
+    if (!selectors?.some((sel) => selectorMatches(sel, w.labels))) continue;
+    h.update(JSON.stringify(w));
+  }
+  return h.digest("hex");
 }

@@ -141,6 +141,55 @@ test("applying the fault-injection pattern makes errors appear; removing it make
   assert.equal(clean.filter((r) => r.status !== 200).length, 0);
 });
 
+test("skein tap shows the demo's requests to order-service as they happen, every one over mTLS", async () => {
+  const tap = spawn(
+    process.execPath,
+    [
+      join(root, "dist/cli/main.js"),
+      "tap",
+      "order-service",
+      "-n",
+      "production",
+      "--path",
+      "/api/v1/orders",
+      "-o",
+      "json",
+      "--max",
+      "6",
+      "--control-plane",
+      api,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  tap.stdout.on("data", (c) => {
+    out += c;
+  });
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => tap.kill("SIGTERM"), 20_000);
+    tap.on("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+    // The demo's steady load is the traffic; a few calls of our own make sure there is some.
+    void orders(10);
+  });
+  assert.equal(code, 0, out);
+  const events = out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { direction: string; path: string; status: number; mtls: boolean });
+  assert.equal(events.length, 6);
+  for (const e of events) assert.ok(e.path.startsWith("/api/v1/orders"), e.path);
+  // order-service's own sidecar sees its callers over mutual TLS (pattern 2's STRICT).
+  const inbound = events.filter((e) => e.direction === "inbound");
+  assert.ok(inbound.length > 0, JSON.stringify(events));
+  assert.ok(
+    inbound.every((e) => e.mtls),
+    JSON.stringify(inbound),
+  );
+});
+
 test("Ctrl-C stops everything and leaves no process or port behind", async () => {
   up.kill("SIGINT");
   const code = await new Promise((r) => up.once("exit", r));

@@ -193,6 +193,9 @@ async function up(opts: UpOptions): Promise<number> {
     `  npx skein delete virtualservice order-service -n ${NAMESPACE} --control-plane ${api}   # back to the file's routing`,
   );
   say(`  npx skein proxy-status --control-plane ${api}`);
+  say(
+    `  npx skein tap order-service -n ${NAMESPACE} --control-plane ${api}   # live requests, with who called over mTLS`,
+  );
   say("Ctrl-C stops everything.");
   say("");
 

@@ -1,8 +1,10 @@
 // Shared by the config compilers: where in a resource a problem is (`Listener "x": filter_chains[0]...`), the
 // errors that become NACK messages, the generic "which fields are set" check that refuses what the sidecar
 // cannot honour, and conversions of protobuf well-known values (durations, wrappers, percentages, Anys).
+import { readFileSync } from "node:fs";
 import protobuf from "protobufjs";
 import { SkeinError } from "../../lib/diagnostics.js";
+import type { DataSource__Output } from "../../xds/generated/envoy/config/core/v3/DataSource.js";
 import { fullNameOf, messageType, TYPE_URL_PREFIX, unpack } from "../../xds/protos.js";
 import { type ProxyConfigCode, ProxyConfigCodes } from "./codes.js";
 
@@ -220,4 +222,33 @@ export function names(...list: string[]): ReadonlySet<string> {
 /** An optional duration where 0 means "disabled" and unset means the Envoy default. */
 export function msOr(d: DurationLike, at: At, fallback: number): number {
   return durationMs(d, at) ?? fallback;
+}
+
+/**
+ * An Envoy DataSource as text: a file (read now, as Envoy reads it at config load) or inline. `check` refuses
+ * fields other than the three specifiers (onlyFields by default; TLS contexts refuse with their own code).
+ */
+export function dataSourceText(
+  d: DataSource__Output | null | undefined,
+  at: At,
+  check: (typeName: string, message: object, allowed: ReadonlySet<string>, at: At) => void = onlyFields,
+): string {
+  if (!d) return at.invalid("is required");
+  check("envoy.config.core.v3.DataSource", d, names("filename", "inlineBytes", "inlineString"), at);
+  switch (d.specifier) {
+    case "filename":
+      try {
+        return readFileSync(d.filename as string, "utf8");
+      } catch (e) {
+        return at
+          .field("filename")
+          .invalid(`cannot read ${d.filename}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    case "inlineString":
+      return d.inlineString as string;
+    case "inlineBytes":
+      return Buffer.from(d.inlineBytes as Uint8Array).toString("utf8");
+    default:
+      return at.invalid("filename, inline_bytes or inline_string is required");
+  }
 }

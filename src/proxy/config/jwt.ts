@@ -5,13 +5,11 @@
 // RequestAuthentication translation uses. Anything else is refused, naming the field. Local key sets are read
 // here (a file at config load, as Envoy reads DataSources) but parsed by the filter, so the config stays
 // plain data.
-import { readFileSync } from "node:fs";
-import type { DataSource__Output } from "../../xds/generated/envoy/config/core/v3/DataSource.js";
 import type { JwtAuthentication__Output } from "../../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.js";
 import type { JwtProvider__Output } from "../../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtProvider.js";
 import type { JwtRequirement__Output } from "../../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/JwtRequirement.js";
 import type { RemoteJwks__Output } from "../../xds/generated/envoy/extensions/filters/http/jwt_authn/v3/RemoteJwks.js";
-import { type At, headerName, names, onlyFields, positiveDurationMs } from "./fields.js";
+import { type At, dataSourceText, headerName, names, onlyFields, positiveDurationMs } from "./fields.js";
 
 export const JWT_AUTHN_TYPE = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
 const PKG = "envoy.extensions.filters.http.jwt_authn.v3";
@@ -96,26 +94,6 @@ const REQUIREMENT_FIELDS = names("providerName", "requiresAny", "allowMissing", 
 const REMOTE_FIELDS = names("httpUri", "cacheDuration");
 const HTTP_URI_FIELDS = names("uri", "cluster", "timeout");
 
-function dataSource(d: DataSource__Output, at: At): string {
-  onlyFields("envoy.config.core.v3.DataSource", d, names("filename", "inlineBytes", "inlineString"), at);
-  switch (d.specifier) {
-    case "filename":
-      try {
-        return readFileSync(d.filename as string, "utf8");
-      } catch (e) {
-        return at
-          .field("filename")
-          .invalid(`cannot read ${d.filename}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
-    case "inlineString":
-      return d.inlineString as string;
-    case "inlineBytes":
-      return Buffer.from(d.inlineBytes as Uint8Array).toString("utf8");
-    default:
-      return at.invalid("filename, inline_bytes or inline_string is required");
-  }
-}
-
 function remoteJwks(r: RemoteJwks__Output, at: At): JwksSource {
   onlyFields(`${PKG}.RemoteJwks`, r, REMOTE_FIELDS, at);
   const h = r.httpUri;
@@ -142,7 +120,7 @@ function compileProvider(name: string, p: JwtProvider__Output, at: At): JwtProvi
   onlyFields(`${PKG}.JwtProvider`, p, PROVIDER_FIELDS, at);
   let jwks: JwksSource;
   if (p.jwksSourceSpecifier === "localJwks" && p.localJwks)
-    jwks = { kind: "local", jwks: dataSource(p.localJwks, at.field("localJwks")) };
+    jwks = { kind: "local", jwks: dataSourceText(p.localJwks, at.field("localJwks")) };
   else if (p.jwksSourceSpecifier === "remoteJwks" && p.remoteJwks)
     jwks = remoteJwks(p.remoteJwks, at.field("remoteJwks"));
   else return at.invalid("local_jwks or remote_jwks is required");

@@ -3,8 +3,6 @@
 // peer SAN matchers, ALPN and protocol versions. Istio's mTLS and DestinationRule SIMPLE/MUTUAL both compile;
 // any other TLS setting is refused with SKEIN_E_PROXY_CONFIG_TLS naming the field. Also: the plain values of a
 // google.protobuf.Struct, which transport socket matches and endpoint metadata carry.
-import { readFileSync } from "node:fs";
-import type { DataSource__Output } from "../../xds/generated/envoy/config/core/v3/DataSource.js";
 import type { CertificateValidationContext__Output } from "../../xds/generated/envoy/extensions/transport_sockets/tls/v3/CertificateValidationContext.js";
 import type { CommonTlsContext__Output } from "../../xds/generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.js";
 import type { DownstreamTlsContext__Output } from "../../xds/generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.js";
@@ -12,7 +10,7 @@ import type { SdsSecretConfig__Output } from "../../xds/generated/envoy/extensio
 import type { TlsParameters__Output } from "../../xds/generated/envoy/extensions/transport_sockets/tls/v3/TlsParameters.js";
 import type { UpstreamTlsContext__Output } from "../../xds/generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.js";
 import { ProxyConfigCodes } from "./codes.js";
-import { type At, anyTypeName, decodeAny, names, setFields, wrapped } from "./fields.js";
+import { type At, anyTypeName, dataSourceText, decodeAny, names, setFields, wrapped } from "./fields.js";
 import { compileStringMatcher } from "./matchers.js";
 import type { SanMatcher, TlsContext } from "./types.js";
 
@@ -32,28 +30,6 @@ function tlsFields(typeName: string, message: object, allowed: ReadonlySet<strin
 }
 
 const tlsUnsupported = (at: At, what: string): never => at.fail(ProxyConfigCodes.TLS, what);
-
-/** A DataSource as text: a file (read now, as Envoy reads it at config load) or inline. */
-function dataSource(d: DataSource__Output | null | undefined, at: At): string {
-  if (!d) return at.invalid("is required");
-  tlsFields("envoy.config.core.v3.DataSource", d, names("filename", "inlineBytes", "inlineString"), at);
-  switch (d.specifier) {
-    case "filename":
-      try {
-        return readFileSync(d.filename as string, "utf8");
-      } catch (e) {
-        return at
-          .field("filename")
-          .invalid(`cannot read ${d.filename}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
-    case "inlineString":
-      return d.inlineString as string;
-    case "inlineBytes":
-      return Buffer.from(d.inlineBytes as Uint8Array).toString("utf8");
-    default:
-      return at.invalid("filename, inline_bytes or inline_string is required");
-  }
-}
 
 function sdsSecret(s: SdsSecretConfig__Output, expected: string, what: string, at: At): string {
   tlsFields(`${TLS_PKG}.SdsSecretConfig`, s, names("name", "sdsConfig"), at);
@@ -115,7 +91,7 @@ function validation(
     : names("trustedCa", "matchSubjectAltNames", "matchTypedSubjectAltNames");
   tlsFields(`${TLS_PKG}.CertificateValidationContext`, v, allowed, at);
   if (!sdsTrust && v.trustedCa)
-    out.trust = { kind: "inline", pem: dataSource(v.trustedCa, at.field("trustedCa")) };
+    out.trust = { kind: "inline", pem: dataSourceText(v.trustedCa, at.field("trustedCa"), tlsFields) };
   // match_subject_alt_names matches any SAN type (Envoy: DNS, URI, email, IP); the sidecar checks URI and DNS.
   v.matchSubjectAltNames.forEach((m, i) => {
     out.sans.push({ type: "any", match: compileStringMatcher(m, at.field("matchSubjectAltNames").index(i)) });
@@ -160,8 +136,8 @@ function commonTlsContext(c: CommonTlsContext__Output | null, at: At): TlsContex
     tlsFields(`${TLS_PKG}.TlsCertificate`, inline, names("certificateChain", "privateKey"), cat);
     out.certificate = {
       kind: "inline",
-      chain: dataSource(inline.certificateChain, cat.field("certificateChain")),
-      key: dataSource(inline.privateKey, cat.field("privateKey")),
+      chain: dataSourceText(inline.certificateChain, cat.field("certificateChain"), tlsFields),
+      key: dataSourceText(inline.privateKey, cat.field("privateKey"), tlsFields),
     };
   } else if (sds) {
     const name = sdsSecret(

@@ -235,19 +235,48 @@ export class CertificateAuthority {
     checkTtl(ttlMs, this.maxTtlMs, "ttl");
     const uri = spiffeId(identity);
     const csr = await readCsr(csrPem);
-    const publicKey = csr.publicKey;
-    // Whole seconds, as X.509 stores them, so expiresAt is exactly the certificate's notAfter.
+    // Empty subject with a critical SAN, as Istio's workload certificates: the URI is the identity.
+    const leaf = await this.leaf({
+      subject: "",
+      publicKey: csr.publicKey,
+      ttlMs,
+      usages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+      names: [{ type: "url", value: uri }],
+      criticalNames: true,
+    });
+    return {
+      spiffeId: uri,
+      certificate: leaf.pem,
+      certificateChain: leaf.pem + this.chain.map((c) => c.pem).join(""),
+      rootCert: this.rootCert,
+      serialNumber: leaf.serialNumber,
+      notBefore: leaf.notBefore,
+      expiresAt: leaf.expiresAt,
+    };
+  }
+
+  /**
+   * A leaf certificate signed by this CA: valid from a minute ago (clock skew) for `ttlMs`, never past the CA's
+   * own expiry, in whole seconds as X.509 stores them (so expiresAt is exactly notAfter).
+   */
+  private async leaf(o: {
+    subject: string;
+    publicKey: x509.PublicKeyType;
+    ttlMs: number;
+    usages: string[];
+    names: x509.JsonGeneralName[];
+    criticalNames: boolean;
+  }): Promise<{ pem: string; serialNumber: string; notBefore: Date; expiresAt: Date }> {
     const at = Math.floor(this.now() / 1000) * 1000;
     const notBefore = new Date(at - BACKDATE_MS);
-    const expiresAt = new Date(Math.min(at + ttlMs, this.signer.cert.notAfter.getTime()));
-    const leaf = await x509.X509CertificateGenerator.create({
+    const expiresAt = new Date(Math.min(at + o.ttlMs, this.signer.cert.notAfter.getTime()));
+    const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serialNumber(),
-      // Empty subject with a critical SAN, as Istio's workload certificates: the URI is the identity.
-      subject: "",
+      subject: o.subject,
       issuer: this.signer.cert.subjectName,
       notBefore,
       notAfter: expiresAt,
-      publicKey,
+      publicKey: o.publicKey,
       signingKey: this.signingKey.key,
       signingAlgorithm: this.signingKey.algorithm,
       extensions: [
@@ -256,22 +285,15 @@ export class CertificateAuthority {
           x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
           true,
         ),
-        new x509.ExtendedKeyUsageExtension([
-          x509.ExtendedKeyUsage.serverAuth,
-          x509.ExtendedKeyUsage.clientAuth,
-        ]),
-        new x509.SubjectAlternativeNameExtension([{ type: "url", value: uri }], true),
+        new x509.ExtendedKeyUsageExtension(o.usages),
+        new x509.SubjectAlternativeNameExtension(o.names, o.criticalNames),
         this.authorityKeyId,
-        await x509.SubjectKeyIdentifierExtension.create(publicKey),
+        await x509.SubjectKeyIdentifierExtension.create(o.publicKey),
       ],
     });
-    const certificate = leaf.toString("pem").trim().concat("\n");
     return {
-      spiffeId: uri,
-      certificate,
-      certificateChain: certificate + this.chain.map((c) => c.pem).join(""),
-      rootCert: this.rootCert,
-      serialNumber: leaf.serialNumber,
+      pem: cert.toString("pem").trim().concat("\n"),
+      serialNumber: cert.serialNumber,
       notBefore,
       expiresAt,
     };
@@ -291,41 +313,24 @@ export class CertificateAuthority {
       "sign",
       "verify",
     ])) as webcrypto.CryptoKeyPair;
-    const at = Math.floor(this.now() / 1000) * 1000;
-    const expiresAt = new Date(Math.min(at + ttlMs, this.signer.cert.notAfter.getTime()));
-    const leaf = await x509.X509CertificateGenerator.create({
-      serialNumber: serialNumber(),
+    const leaf = await this.leaf({
       subject: "CN=skein-control-plane",
-      issuer: this.signer.cert.subjectName,
-      notBefore: new Date(at - BACKDATE_MS),
-      notAfter: expiresAt,
       publicKey: keys.publicKey,
-      signingKey: this.signingKey.key,
-      signingAlgorithm: this.signingKey.algorithm,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-          true,
-        ),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: names.uri },
-          ...names.dns.map((value) => ({ type: "dns" as const, value })),
-          ...names.ips.map((value) => ({ type: "ip" as const, value })),
-        ]),
-        this.authorityKeyId,
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ttlMs,
+      usages: [x509.ExtendedKeyUsage.serverAuth],
+      names: [
+        { type: "url", value: names.uri },
+        ...names.dns.map((value) => ({ type: "dns" as const, value })),
+        ...names.ips.map((value) => ({ type: "ip" as const, value })),
       ],
+      criticalNames: false,
     });
-    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)).toString("base64");
-    const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)?.join("\n")}\n-----END PRIVATE KEY-----\n`;
-    const certificate = leaf.toString("pem").trim().concat("\n");
+    const key = KeyObjects.from(keys.privateKey).export({ type: "pkcs8", format: "pem" }) as string;
     return {
       key,
-      certificateChain: certificate + this.chain.map((c) => c.pem).join(""),
+      certificateChain: leaf.pem + this.chain.map((c) => c.pem).join(""),
       rootCert: this.rootCert,
-      expiresAt,
+      expiresAt: leaf.expiresAt,
     };
   }
 }

@@ -6,12 +6,13 @@
 // provider logs to /dev/stdout, and a `response.code <op> N` filter becomes Envoy's status_code filter.
 // Not translated: other providers (OpenTelemetry, gRPC ALS: the sidecar has no such sink), CEL filters
 // other than response.code comparisons (the log is then written unfiltered), and targetRefs.
-import { selectorMatches } from "../model/hosts.js";
+
 import type { MeshConfig, TelemetryPolicy } from "../model/types.js";
 import type { AccessLog } from "../xds/generated/envoy/config/accesslog/v3/AccessLog.js";
 import type { AccessLogFilter } from "../xds/generated/envoy/config/accesslog/v3/AccessLogFilter.js";
 import type { Struct } from "../xds/generated/google/protobuf/Struct.js";
 import type { Value } from "../xds/generated/google/protobuf/Value.js";
+import { telemetryLevel, telemetryModeMatches } from "./policy-applies.js";
 import type { ProxyView } from "./scope.js";
 
 /** Istio's EnvoyTextLogFormat (pilot/pkg/model/telemetry_logging.go). */
@@ -140,34 +141,17 @@ export function statusFilterOf(expression: string | undefined): AccessLogFilter 
   }
 }
 
-function appliesTo(t: TelemetryPolicy, view: ProxyView, root: string): 0 | 1 | 2 | 3 {
-  const w = view.proxy.workload;
-  if (t.targetRefs?.length) return 0;
-  if (t.selector) {
-    const sameNs = t.namespace === view.proxy.namespace || t.namespace === root;
-    return sameNs && w !== undefined && selectorMatches(t.selector, w.labels) ? 3 : 0;
-  }
-  if (t.namespace === view.proxy.namespace && t.namespace !== root) return 2;
-  return t.namespace === root ? 1 : 0;
-}
-
-function modeMatches(mode: string | undefined, direction: Direction): boolean {
-  if (mode === undefined || mode === "CLIENT_AND_SERVER") return true;
-  return (mode === "CLIENT") === (direction === "outbound");
-}
-
 /** The access_log entries for a sidecar's listeners of one direction (HTTP and TCP alike). */
 export function accessLogs(view: ProxyView, direction: Direction): AccessLog[] {
   if (view.proxy.kind !== "sidecar") return [];
   const mc = view.model.meshConfig;
-  const root = mc.rootNamespace;
   // The most specific Telemetry with an accessLogging rule for this direction wins; ties go by name.
   let best: { rank: number; name: string; rules: TelemetryPolicy["accessLogging"] } | undefined;
   for (const t of view.model.telemetry) {
-    const rules = t.accessLogging.filter((r) => modeMatches(r.match, direction));
+    const rules = t.accessLogging.filter((r) => telemetryModeMatches(r.match, direction));
     if (rules.length === 0) continue;
-    const rank = appliesTo(t, view, root);
-    if (rank === 0) continue;
+    const rank = telemetryLevel(view, t);
+    if (rank < 0) continue;
     if (!best || rank > best.rank || (rank === best.rank && t.name < best.name))
       best = { rank, name: t.name, rules };
   }

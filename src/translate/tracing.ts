@@ -13,13 +13,13 @@
 // provider's own format: W3C for OpenTelemetry, B3 for Zipkin, the same defaults the Skein sidecar uses
 // when the metadata is absent).
 
-import { selectorMatches } from "../model/hosts.js";
 import type { MeshModel, TelemetryPolicy, TraceContext } from "../model/types.js";
 import type { Cluster } from "../xds/generated/envoy/config/cluster/v3/Cluster.js";
 import type { Metadata } from "../xds/generated/envoy/config/core/v3/Metadata.js";
 import type { _envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing as HcmTracing } from "../xds/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.js";
 import type { CustomTag as EnvoyCustomTag } from "../xds/generated/envoy/type/tracing/v3/CustomTag.js";
 import { outboundClusterName } from "./names.js";
+import { telemetryLevel, telemetryModeMatches } from "./policy-applies.js";
 import type { ProxyView } from "./scope.js";
 import { FILTER, typed } from "./typed.js";
 import { bool, compare, duration, u32 } from "./values.js";
@@ -223,26 +223,12 @@ type TracingRule = TelemetryPolicy["tracing"][number];
 
 /** The Telemetry tracing rule for this proxy and side: root namespace, then namespace, then workload. */
 function telemetryTracing(model: MeshModel, view: ProxyView, side: Side): TracingRule | undefined {
-  const workload = view.proxy.workload;
-  const ns = view.proxy.namespace;
-  const root = model.meshConfig.rootNamespace;
-  const wanted = side === "inbound" ? "SERVER" : "CLIENT";
-  const level = (p: TelemetryPolicy): number => {
-    if (p.targetRefs?.length) return -1;
-    if (p.selector && Object.keys(p.selector).length > 0)
-      return p.namespace === ns && workload && selectorMatches(p.selector, workload.labels) ? 2 : -1;
-    if (p.namespace === ns) return 1;
-    return p.namespace === root ? 0 : -1;
-  };
   const rules = model.telemetry
-    .map((p) => ({ p, level: level(p) }))
+    .map((p) => ({ p, level: telemetryLevel(view, p) }))
     .filter((x) => x.level >= 0)
     .sort((a, b) => a.level - b.level || compare(a.p.name, b.p.name))
     .map((x) => x.p.tracing[0])
-    .filter(
-      (t): t is TracingRule =>
-        t !== undefined && (!t.match || t.match === "CLIENT_AND_SERVER" || t.match === wanted),
-    );
+    .filter((t): t is TracingRule => t !== undefined && telemetryModeMatches(t.match, side));
   if (rules.length === 0) return undefined;
   const merged: TracingRule = { providers: [], customTags: {} };
   for (const r of rules) {
